@@ -1,0 +1,318 @@
+// Package adapter is Tempest's runtime as a library: an App holds functions (CreateFunction),
+// accepts events (Ingest/Send, or over HTTP with Serve), starts one Temporal workflow per
+// (function, event) and runs those workflows in a worker.
+package adapter
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/workflows"
+)
+
+// Defaults of Options.
+const (
+	DefaultTemporalAddress = "127.0.0.1:7233"
+	DefaultNamespace       = "default"
+	DefaultAddr            = ":8288"
+	DefaultMaxEventSize    = 512 << 10
+	DefaultEventRetention  = 30 * 24 * time.Hour
+)
+
+// Options configures an App. Empty fields fall back to the environment variable named in
+// their comment, then to the default.
+type Options struct {
+	// AppID names the app; function ids are prefixed with it ("<app>-<fn>"). Required.
+	AppID string
+	// Temporal is a client to use; when nil, New dials TemporalAddress/Namespace.
+	Temporal client.Client
+	// TemporalAddress is host:port of the Temporal frontend. $TEMPORAL_ADDRESS, else
+	// 127.0.0.1:7233.
+	TemporalAddress string
+	// Namespace is the Temporal namespace. $TEMPORAL_NAMESPACE, else "default".
+	Namespace string
+	// Redis is a client to use; when nil, New connects to RedisURL.
+	Redis redis.UniversalClient
+	// RedisURL, like redis://127.0.0.1:6379/0. $REDIS_URL. Required when Redis is nil.
+	RedisURL string
+	// TaskQueue of the app's runs. Default "tempest-<AppID>".
+	TaskQueue string
+	// Dev accepts any event key and leaves the REST API open, like Inngest's dev server.
+	// $INNGEST_DEV (any true value).
+	Dev bool
+	// EventKeys accepted on POST /e/{key} when not Dev. $INNGEST_EVENT_KEY (comma-separated).
+	EventKeys []string
+	// SigningKey required as a Bearer token on /v1 when set and not Dev. $INNGEST_SIGNING_KEY.
+	SigningKey string
+	// Addr is the HTTP listen address of Serve. Default ":8288".
+	Addr string
+	// MaxEventSize is the largest event in bytes. Default 512 KiB.
+	MaxEventSize int
+	// EventRetention is how long events are kept for the REST API. Default 30 days.
+	EventRetention time.Duration
+	// Logger for the app and its worker. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// App is a Tempest application: its functions, its event intake and its worker.
+type App struct {
+	opts     Options
+	temporal client.Client
+	redis    redis.UniversalClient
+	owned    []func() // clients New opened, closed by Close
+	log      *slog.Logger
+
+	mu        sync.RWMutex
+	functions map[string]*function // by slug
+	byEvent   map[string][]*function
+	wildcards []*function
+}
+
+// New validates opts, connects to Temporal and Redis (failing fast with a message that
+// says which is unreachable) and registers Tempest's search attributes when missing.
+func New(ctx context.Context, opts Options) (*App, error) {
+	if err := opts.resolve(); err != nil {
+		return nil, err
+	}
+	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, byEvent: map[string][]*function{}}
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if a.redis = opts.Redis; a.redis == nil {
+		ro, err := redis.ParseURL(opts.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL %q: %w", opts.RedisURL, err)
+		}
+		rc := redis.NewClient(ro)
+		a.owned = append(a.owned, func() { rc.Close() })
+		a.redis = rc
+	}
+	if err := a.redis.Ping(dialCtx).Err(); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
+	}
+	if a.temporal = opts.Temporal; a.temporal == nil {
+		c, err := client.DialContext(dialCtx, client.Options{
+			HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: quietLogger{},
+		})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("temporal is unreachable at %s (TEMPORAL_ADDRESS): %w", opts.TemporalAddress, err)
+		}
+		a.owned = append(a.owned, c.Close)
+		a.temporal = c
+	}
+	if err := ensureSearchAttributes(dialCtx, a.temporal, opts.Namespace); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)
+	}
+	return a, nil
+}
+
+func (o *Options) resolve() error {
+	if o.AppID == "" {
+		return errors.New("adapter.Options: AppID is required")
+	}
+	if !idRE.MatchString(o.AppID) {
+		return fmt.Errorf("adapter.Options: AppID %q: use letters, digits, '-', '_' or '.'", o.AppID)
+	}
+	o.TemporalAddress = cmp.Or(o.TemporalAddress, os.Getenv("TEMPORAL_ADDRESS"), DefaultTemporalAddress)
+	o.Namespace = cmp.Or(o.Namespace, os.Getenv("TEMPORAL_NAMESPACE"), DefaultNamespace)
+	o.RedisURL = cmp.Or(o.RedisURL, os.Getenv("REDIS_URL"))
+	if o.Redis == nil && o.RedisURL == "" {
+		return errors.New("adapter.Options: set Redis or RedisURL ($REDIS_URL), e.g. redis://127.0.0.1:6379")
+	}
+	o.TaskQueue = cmp.Or(o.TaskQueue, "tempest-"+o.AppID)
+	if dev, err := strconv.ParseBool(os.Getenv("INNGEST_DEV")); err == nil && dev {
+		o.Dev = true
+	}
+	if len(o.EventKeys) == 0 && os.Getenv("INNGEST_EVENT_KEY") != "" {
+		for _, k := range strings.Split(os.Getenv("INNGEST_EVENT_KEY"), ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				o.EventKeys = append(o.EventKeys, k)
+			}
+		}
+	}
+	o.SigningKey = cmp.Or(o.SigningKey, os.Getenv("INNGEST_SIGNING_KEY"))
+	o.Addr = cmp.Or(o.Addr, DefaultAddr)
+	o.MaxEventSize = cmp.Or(o.MaxEventSize, DefaultMaxEventSize)
+	if o.MaxEventSize < 0 {
+		return fmt.Errorf("adapter.Options: MaxEventSize %d is negative", o.MaxEventSize)
+	}
+	o.EventRetention = cmp.Or(o.EventRetention, DefaultEventRetention)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Close closes the clients New opened (not those passed in Options).
+func (a *App) Close() {
+	for _, f := range a.owned {
+		f()
+	}
+	a.owned = nil
+}
+
+// AppID is the app's id.
+func (a *App) AppID() string { return a.opts.AppID }
+
+// Temporal is the app's Temporal client.
+func (a *App) Temporal() client.Client { return a.temporal }
+
+// Options returns the resolved options.
+func (a *App) Options() Options { return a.opts }
+
+func (a *App) register(f *function) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, dup := a.functions[f.slug]; dup {
+		return fmt.Errorf("function %q is already registered in app %q", f.opts.ID, a.opts.AppID)
+	}
+	a.functions[f.slug] = f
+	for _, t := range f.triggers {
+		if t.prefix != "" {
+			if len(a.wildcards) == 0 || a.wildcards[len(a.wildcards)-1] != f {
+				a.wildcards = append(a.wildcards, f)
+			}
+		} else if fs := a.byEvent[t.event]; len(fs) == 0 || fs[len(fs)-1] != f {
+			a.byEvent[t.event] = append(fs, f)
+		}
+	}
+	return nil
+}
+
+// Search attributes Tempest sets on every run, so the Web UI can list "the runs of
+// function F" (TempestFunctionID = "F") or "the runs for event E" (TempestEventID = "E").
+var (
+	SAFunctionID = temporal.NewSearchAttributeKeyKeyword("TempestFunctionID")
+	SAEventID    = temporal.NewSearchAttributeKeyKeyword("TempestEventID")
+	SAEventName  = temporal.NewSearchAttributeKeyKeyword("TempestEventName")
+)
+
+// SearchAttributes lists the custom search attributes a namespace needs for Tempest.
+func SearchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		SAFunctionID.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAEventID.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAEventName.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	}
+}
+
+func ensureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	}); err != nil {
+		return fmt.Errorf("add search attributes %v (or add them with `temporal operator search-attribute create`): %w", missing, err)
+	}
+	return nil
+}
+
+// Handler is the HTTP API (event API, REST v1, /health) for embedding in another server.
+func (a *App) Handler() http.Handler {
+	return api.New(a, api.Config{Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey})
+}
+
+// NewWorker returns a Temporal worker with the app's functions registered, not started.
+func (a *App) NewWorker() (worker.Worker, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if len(a.functions) == 0 {
+		return nil, fmt.Errorf("app %q has no functions to run: register some with CreateFunction", a.opts.AppID)
+	}
+	w := worker.New(a.temporal, a.opts.TaskQueue, worker.Options{})
+	for _, f := range a.functions {
+		w.RegisterWorkflowWithOptions(workflows.Workflow(f.handler), workflow.RegisterOptions{Name: f.slug})
+	}
+	return w, nil
+}
+
+// Worker runs the app's worker until ctx is done.
+func (a *App) Worker(ctx context.Context) error {
+	w, err := a.NewWorker()
+	if err != nil {
+		return err
+	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+// Serve runs the HTTP API on Options.Addr and the worker until ctx is done.
+func (a *App) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.opts.Addr, err)
+	}
+	return a.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on a listener the caller opened.
+func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
+	if !a.opts.Dev && len(a.opts.EventKeys) == 0 {
+		ln.Close()
+		return errors.New("no event keys: set INNGEST_EVENT_KEY (comma-separated) or run in dev mode (INNGEST_DEV=1, tempest dev)")
+	}
+	w, err := a.NewWorker()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := w.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,224 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/tempestrun/tempest/internal/expr"
+	"github.com/tempestrun/tempest/workflows"
+)
+
+// Retry limits, as Inngest's.
+const (
+	DefaultRetries = 4
+	MaxRetries     = 20
+	MaxTriggers    = 10
+	// MaxEventNameLength of a trigger's event name.
+	MaxEventNameLength = 255
+)
+
+// FunctionOpts configures a function. Zero values are the documented defaults.
+type FunctionOpts struct {
+	// ID is required; unique in the app. Letters, digits, '-', '_' and '.'.
+	ID string
+	// Name shown to people; defaults to ID.
+	Name string
+	// Retries of each step (and of the handler body outside steps): nil means 4, so 5
+	// attempts; 0–20.
+	Retries *int
+}
+
+// Trigger is an event trigger: Event is a name, or a wildcard ending in "/*" or ".*"
+// (for example "app/*"); Expression is an optional CEL condition over `event`.
+type Trigger struct {
+	Event      string
+	Expression *string
+}
+
+// Triggerable is one trigger or several.
+type Triggerable interface{ triggers() []Trigger }
+
+func (t Trigger) triggers() []Trigger { return []Trigger{t} }
+
+// MultipleTriggers lets a function run on any of several events.
+type MultipleTriggers []Trigger
+
+func (m MultipleTriggers) triggers() []Trigger { return m }
+
+// EventTrigger triggers on an event name, optionally filtered by a CEL expression over
+// `event` (for example `event.data.plan == "pro"`); nil means every such event.
+func EventTrigger(name string, expression *string) Trigger {
+	return Trigger{Event: name, Expression: expression}
+}
+
+// Ptr returns a pointer to v, for optional fields.
+func Ptr[T any](v T) *T { return &v }
+
+// Event is an event as functions and clients see it.
+type Event = GenericEvent[map[string]any]
+
+// GenericEvent is an event whose data decodes into DATA.
+type GenericEvent[DATA any] struct {
+	ID        string         `json:"id,omitempty"`
+	Name      string         `json:"name"`
+	Data      DATA           `json:"data"`
+	User      map[string]any `json:"user,omitempty"`
+	Timestamp int64          `json:"ts,omitempty"`
+	Version   string         `json:"v,omitempty"`
+}
+
+// Input is what a handler receives.
+type Input[T any] struct {
+	// Event is the triggering event (the first of Events).
+	Event GenericEvent[T] `json:"event"`
+	// Events of the run (one, until batching).
+	Events   []GenericEvent[T] `json:"events"`
+	InputCtx InputCtx          `json:"ctx"`
+}
+
+// InputCtx describes the run.
+type InputCtx struct {
+	FunctionID string `json:"fn_id"`
+	RunID      string `json:"run_id"`
+	// Attempt of the handler body, 0-based (each step counts its own; see step.Attempt).
+	Attempt int `json:"attempt"`
+}
+
+// SDKFunction is a handler. It runs as Temporal workflow code: keep I/O, clocks and
+// randomness inside steps.
+type SDKFunction[T any] func(ctx context.Context, input Input[T]) (any, error)
+
+// ServableFunction is a registered function.
+type ServableFunction interface {
+	// ID is the function's id within its app.
+	ID() string
+	// FullyQualifiedID is "<app id>-<id>", the id used in REST, events and the Web UI.
+	FullyQualifiedID() string
+	Name() string
+	Config() FunctionOpts
+}
+
+type function struct {
+	opts     FunctionOpts
+	slug     string
+	retries  int
+	triggers []compiledTrigger
+	handler  workflows.Handler
+}
+
+type compiledTrigger struct {
+	event  string
+	prefix string // for wildcards: the name up to and including the '/' or '.'
+	cond   *expr.Program
+}
+
+func (f *function) ID() string               { return f.opts.ID }
+func (f *function) FullyQualifiedID() string { return f.slug }
+func (f *function) Config() FunctionOpts     { return f.opts }
+func (f *function) Name() string {
+	if f.opts.Name != "" {
+		return f.opts.Name
+	}
+	return f.opts.ID
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// CreateFunction registers a function on app. Invalid configuration (empty or duplicate
+// id, a bad trigger, invalid CEL, retries out of range) is an error here, never at run time.
+func CreateFunction[T any](app *App, opts FunctionOpts, trigger Triggerable, fn SDKFunction[T]) (ServableFunction, error) {
+	f, err := newFunction(app.opts.AppID, opts, trigger)
+	if err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("function %q: handler is nil", opts.ID)
+	}
+	f.handler = func(ctx context.Context, call workflows.Call) (any, error) {
+		in := Input[T]{InputCtx: InputCtx{FunctionID: f.slug, RunID: call.Input.RunID, Attempt: call.Attempt}}
+		for i, raw := range call.Input.Events {
+			var ev GenericEvent[T]
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return nil, &workflows.NonRetriableError{Err: fmt.Errorf("event %d does not decode into %T: %w", i, ev, err)}
+			}
+			in.Events = append(in.Events, ev)
+		}
+		if len(in.Events) > 0 {
+			in.Event = in.Events[0]
+		}
+		return fn(ctx, in)
+	}
+	if err := app.register(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*function, error) {
+	if opts.ID == "" {
+		return nil, fmt.Errorf("function id is required")
+	}
+	if !idRE.MatchString(opts.ID) {
+		return nil, fmt.Errorf("function id %q: use 1–128 letters, digits, '-', '_' or '.', starting with a letter or digit", opts.ID)
+	}
+	f := &function{opts: opts, slug: appID + "-" + opts.ID, retries: DefaultRetries}
+	if opts.Retries != nil {
+		if *opts.Retries < 0 || *opts.Retries > MaxRetries {
+			return nil, fmt.Errorf("function %q: retries is %d, must be 0–%d", opts.ID, *opts.Retries, MaxRetries)
+		}
+		f.retries = *opts.Retries
+	}
+	if trigger == nil || len(trigger.triggers()) == 0 {
+		return nil, fmt.Errorf("function %q: at least one trigger is required", opts.ID)
+	}
+	if n := len(trigger.triggers()); n > MaxTriggers {
+		return nil, fmt.Errorf("function %q: %d triggers, at most %d are allowed", opts.ID, n, MaxTriggers)
+	}
+	for i, t := range trigger.triggers() {
+		ct, err := compileTrigger(t)
+		if err != nil {
+			return nil, fmt.Errorf("function %q: trigger %d: %w", opts.ID, i, err)
+		}
+		f.triggers = append(f.triggers, ct)
+	}
+	return f, nil
+}
+
+func compileTrigger(t Trigger) (compiledTrigger, error) {
+	ct := compiledTrigger{event: t.Event}
+	switch {
+	case t.Event == "":
+		return ct, fmt.Errorf("event name is empty")
+	case len(t.Event) > MaxEventNameLength:
+		return ct, fmt.Errorf("event name is %d characters, at most %d are allowed", len(t.Event), MaxEventNameLength)
+	case strings.Contains(t.Event, "*"):
+		p, ok := strings.CutSuffix(t.Event, "*")
+		if !ok || strings.Contains(p, "*") || !(strings.HasSuffix(p, "/") || strings.HasSuffix(p, ".")) || len(p) < 2 {
+			return ct, fmt.Errorf("event %q: a wildcard must be the last character and follow '/' or '.' (like \"app/*\")", t.Event)
+		}
+		ct.prefix = p
+	}
+	if t.Expression != nil && strings.TrimSpace(*t.Expression) != "" {
+		p, err := expr.CompileBool(*t.Expression)
+		if err != nil {
+			return ct, err
+		}
+		ct.cond = p
+	}
+	return ct, nil
+}
+
+// matches reports whether an event (name and its map form for CEL) fires the trigger.
+func (t compiledTrigger) matches(name string, event func() map[string]any) bool {
+	if t.prefix != "" {
+		if !strings.HasPrefix(name, t.prefix) {
+			return false
+		}
+	} else if name != t.event {
+		return false
+	}
+	return t.cond == nil || t.cond.Match(map[string]any{"event": event()})
+}

@@ -1,0 +1,284 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/internal/ids"
+	"github.com/tempestrun/tempest/workflows"
+)
+
+// Bounds of an event's ts, as Inngest validates them.
+var (
+	minTS = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	maxTS = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+)
+
+// startConcurrency bounds the StartWorkflow calls one ingest makes at once.
+const startConcurrency = 16
+
+// inbound is an event as a client sends it.
+type inbound struct {
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data"`
+	User json.RawMessage `json:"user"`
+	TS   int64           `json:"ts"`
+	V    string          `json:"v"`
+}
+
+// accepted is a validated event with its internal id.
+type accepted struct {
+	internal ulid.ULID
+	ev       inbound
+	norm     json.RawMessage // the event as functions see it
+	mapForm  map[string]any  // decoded lazily for CEL
+}
+
+func (e *accepted) asMap() map[string]any {
+	if e.mapForm == nil {
+		_ = json.Unmarshal(e.norm, &e.mapForm)
+	}
+	return e.mapForm
+}
+
+// storedEvent is the Redis record of an accepted event.
+type storedEvent struct {
+	Event api.Event `json:"event"`
+	Runs  []string  `json:"runs"`
+}
+
+func eventKey(id string) string { return "tempest:event:" + id }
+
+// Send accepts events from Go (structs or maps with name/data/...), as POST /e/{key} does.
+func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
+	raws := make([]json.RawMessage, len(events))
+	for i, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
+		}
+		raws[i] = b
+	}
+	return a.Ingest(ctx, "", raws)
+}
+
+// Ingest validates events, starts a run for each (function, event) whose trigger matches,
+// stores the events, and returns their internal ids. It returns only when every start is
+// durable in Temporal; on error nothing should be acknowledged, and a retry with the same
+// seed is idempotent (same ids, same workflow ids). A request with one invalid event
+// accepts none: the error is an *api.InputError naming the event's index.
+func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) ([]string, error) {
+	now := time.Now()
+	s, seeded := ids.ParseSeed(seed)
+	evs := make([]*accepted, len(raws))
+	for i, raw := range raws {
+		ev, err := a.validate(raw, now)
+		if err != nil {
+			if len(raws) > 1 {
+				err = fmt.Errorf("event %d: %w", i, err)
+			}
+			return nil, &api.InputError{Msg: err.Error()}
+		}
+		if seeded {
+			ev.internal = s.EventID(i)
+		} else {
+			ev.internal = ids.NewEventID(now)
+		}
+		if err := ev.normalize(); err != nil {
+			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
+		}
+		evs[i] = ev
+	}
+
+	type start struct {
+		ev  *accepted
+		fn  *function
+		run string
+	}
+	var starts []start
+	runs := make([][]string, len(evs))
+	for i, ev := range evs {
+		for _, f := range a.match(ev) {
+			run := ids.RunID(f.slug, ev.internal).String()
+			starts = append(starts, start{ev, f, run})
+			runs[i] = append(runs[i], run)
+		}
+	}
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, startConcurrency)
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for _, st := range starts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := a.startRun(ctx, st.fn, st.run, st.ev); err != nil {
+				errMu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+
+	out := make([]string, len(evs))
+	pipe := a.redis.Pipeline()
+	for i, ev := range evs {
+		out[i] = ev.internal.String()
+		rec := storedEvent{Runs: runs[i], Event: api.Event{
+			InternalID: out[i], ReceivedAt: now.UTC(), ID: ev.ev.ID, Name: ev.ev.Name,
+			Data: ev.ev.Data, User: ev.ev.User, TS: ev.ev.TS, V: ev.ev.V,
+		}}
+		if rec.Runs == nil {
+			rec.Runs = []string{}
+		}
+		b, _ := json.Marshal(rec)
+		pipe.Set(ctx, eventKey(out[i]), b, a.opts.EventRetention)
+	}
+	if len(evs) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("store events: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func (a *App) validate(raw json.RawMessage, now time.Time) (*accepted, error) {
+	if len(raw) > a.opts.MaxEventSize {
+		return nil, fmt.Errorf("Event is over the max size: Max %d bytes / Size %d bytes", a.opts.MaxEventSize, len(raw))
+	}
+	var ev inbound
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("invalid event: %v", err)
+	}
+	switch {
+	case ev.Name == "":
+		return nil, errors.New("event name is empty")
+	case strings.HasPrefix(strings.ToLower(ev.Name), "inngest/"):
+		return nil, fmt.Errorf("event name is reserved for internal use: %s", ev.Name)
+	}
+	if d := bytes.TrimSpace(ev.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
+		ev.Data = json.RawMessage("{}")
+	} else if d[0] != '{' {
+		return nil, errors.New("event data must be a JSON object")
+	}
+	if u := bytes.TrimSpace(ev.User); len(u) == 0 || bytes.Equal(u, []byte("null")) {
+		ev.User = json.RawMessage("{}")
+	} else if u[0] != '{' {
+		return nil, errors.New("event user must be a JSON object")
+	}
+	if ev.TS == 0 {
+		ev.TS = now.UnixMilli()
+	} else if ev.TS < minTS || ev.TS > maxTS {
+		return nil, fmt.Errorf("event ts %d is not a unix time in milliseconds between 1980 and 2100", ev.TS)
+	}
+	return &accepted{ev: ev}, nil
+}
+
+// normalize builds the event functions receive: the user's id or else the internal id, and
+// data without the reserved "_inngest" key.
+func (e *accepted) normalize() error {
+	if bytes.Contains(e.ev.Data, []byte(`"_inngest"`)) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(e.ev.Data, &m); err != nil {
+			return fmt.Errorf("event data: %v", err)
+		}
+		delete(m, "_inngest")
+		e.ev.Data, _ = json.Marshal(m)
+	}
+	if e.ev.ID == "" {
+		e.ev.ID = e.internal.String()
+	}
+	b, err := json.Marshal(e.ev)
+	if err != nil {
+		return err
+	}
+	e.norm = b
+	return nil
+}
+
+// match lists the functions whose triggers an event fires, each once.
+func (a *App) match(ev *accepted) []*function {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []*function
+	consider := func(f *function) {
+		for _, t := range f.triggers {
+			if t.matches(ev.ev.Name, ev.asMap) {
+				out = append(out, f)
+				return
+			}
+		}
+	}
+	for _, f := range a.byEvent[ev.ev.Name] {
+		consider(f)
+	}
+	for _, f := range a.wildcards {
+		if !containsFn(out, f) {
+			consider(f)
+		}
+	}
+	return out
+}
+
+func containsFn(fs []*function, f *function) bool {
+	for _, g := range fs {
+		if g == f {
+			return true
+		}
+	}
+	return false
+}
+
+// startRun starts the workflow of one run. The workflow id is the run id, derived from
+// function and event, and reuse is rejected, so a retried ingest finds the run already
+// there (even if it has completed) and starts nothing.
+func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
+	in := workflows.RunInput{
+		FunctionID: f.slug, RunID: runID, Event: ev.norm, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
+	}
+	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    runID,
+		TaskQueue:             a.opts.TaskQueue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary: fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			SAFunctionID.ValueSet(f.slug),
+			SAEventID.ValueSet(ev.internal.String()),
+			SAEventName.ValueSet(ev.ev.Name),
+		),
+	}, f.slug, in)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &already) {
+		return fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tempestrun/tempest/api"
+)
+
+// ErrNotFound is returned for an unknown event or run.
+var ErrNotFound = api.ErrNotFound
+
+// ErrRunFinished is returned when cancelling a run that has already ended.
+var ErrRunFinished = api.ErrRunFinished
+
+// Event returns a stored event by its internal id.
+func (a *App) Event(ctx context.Context, id string) (*api.Event, error) {
+	rec, err := a.storedEvent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &rec.Event, nil
+}
+
+func (a *App) storedEvent(ctx context.Context, id string) (*storedEvent, error) {
+	b, err := a.redis.Get(ctx, eventKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load event %s: %w", id, err)
+	}
+	var rec storedEvent
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode event %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// EventRuns returns the runs an event started.
+func (a *App) EventRuns(ctx context.Context, id string) ([]api.FunctionRun, error) {
+	rec, err := a.storedEvent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]api.FunctionRun, 0, len(rec.Runs))
+	for _, rid := range rec.Runs {
+		r, err := a.Run(ctx, rid)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, *r)
+	}
+	return runs, nil
+}
+
+// Run describes a run: its status, times and, once it has ended, its output (the
+// handler's result, or {"error": {...}} for a failed run).
+func (a *App) Run(ctx context.Context, id string) (*api.FunctionRun, error) {
+	desc, err := a.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe run %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	run := &api.FunctionRun{
+		RunID:        id,
+		RunStartedAt: info.GetStartTime().AsTime(),
+		FunctionID:   info.GetType().GetName(),
+		Status:       runStatus(info.GetStatus()),
+	}
+	if p := info.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &run.EventID)
+	}
+	if info.GetCloseTime() != nil {
+		t := info.GetCloseTime().AsTime()
+		run.EndedAt = &t
+	}
+	switch info.GetStatus() {
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var out json.RawMessage
+		if err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &out); err != nil {
+			return nil, fmt.Errorf("load output of run %s: %w", id, err)
+		}
+		run.Output = out
+	case enums.WORKFLOW_EXECUTION_STATUS_FAILED, enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+		enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
+		run.Output = failureOutput(err)
+	}
+	return run, nil
+}
+
+// failureOutput renders a run's error as Inngest does: {"error": {"name", "message"}}.
+func failureOutput(err error) json.RawMessage {
+	name, msg := "Error", "run failed"
+	var appErr *temporal.ApplicationError
+	var termErr *temporal.TerminatedError
+	var toErr *temporal.TimeoutError
+	switch {
+	case errors.As(err, &appErr):
+		name, msg = appErr.Type(), appErr.Message()
+		var se struct {
+			Name    string `json:"name"`
+			Message string `json:"message"`
+		}
+		if appErr.HasDetails() && appErr.Details(&se) == nil && se.Name != "" {
+			name = se.Name
+		}
+	case errors.As(err, &termErr):
+		name, msg = "Terminated", termErr.Error()
+	case errors.As(err, &toErr):
+		name, msg = "TimedOut", toErr.Error()
+	case err != nil:
+		msg = err.Error()
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"name": name, "message": msg}})
+	return b
+}
+
+func runStatus(s enums.WorkflowExecutionStatus) string {
+	switch s {
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return api.StatusCompleted
+	case enums.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return api.StatusCancelled
+	case enums.WORKFLOW_EXECUTION_STATUS_FAILED, enums.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+		enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return api.StatusFailed
+	default:
+		return api.StatusRunning
+	}
+}
+
+// CancelRun requests cancellation of a running run; it stops at its next step boundary.
+func (a *App) CancelRun(ctx context.Context, id string) error {
+	run, err := a.Run(ctx, id)
+	if err != nil {
+		return err
+	}
+	if run.Status != api.StatusRunning {
+		return fmt.Errorf("run %s is %s: %w", id, run.Status, ErrRunFinished)
+	}
+	if err := a.temporal.CancelWorkflow(ctx, id, ""); err != nil {
+		return fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return nil
+}
+

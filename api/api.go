@@ -1,0 +1,270 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Config of the HTTP layer. Zero values are the documented defaults.
+type Config struct {
+	// Dev accepts any event key and skips REST auth (tempest dev).
+	Dev bool
+	// EventKeys accepted on /e/{key} when not Dev. Empty and not Dev rejects every event
+	// (503), as a self-hosted Inngest does.
+	EventKeys []string
+	// SigningKey, when set and not Dev, is required as "Authorization: Bearer <key>" on /v1
+	// (raw or in the SDKs' hashed form).
+	SigningKey string
+	// MaxEvents per request. Default 5000.
+	MaxEvents int
+	// MaxRequestSize in bytes. Default 64 MiB.
+	MaxRequestSize int64
+}
+
+// MaxEventsDefault is Inngest's limit of events per request.
+const MaxEventsDefault = 5000
+
+// New returns the HTTP handler.
+func New(b Backend, cfg Config) http.Handler {
+	if cfg.MaxEvents == 0 {
+		cfg.MaxEvents = MaxEventsDefault
+	}
+	if cfg.MaxRequestSize == 0 {
+		cfg.MaxRequestSize = 64 << 20
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery(), func(c *gin.Context) {
+		c.Header("X-Inngest-Server-Kind", map[bool]string{true: "dev", false: "cloud"}[cfg.Dev])
+		c.Header("Access-Control-Allow-Origin", "*")
+		c.Next()
+	})
+	h := &handlers{b: b, cfg: cfg}
+	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
+	r.POST("/e/:key", h.receiveEvent)
+	v1 := r.Group("/v1", h.auth)
+	v1.GET("/events/:id", h.getEvent)
+	v1.GET("/events/:id/runs", h.getEventRuns)
+	v1.GET("/runs/:id", h.getRun)
+	v1.DELETE("/runs/:id", h.cancelRun)
+	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
+	return r
+}
+
+type handlers struct {
+	b   Backend
+	cfg Config
+}
+
+type eventResponse struct {
+	IDs    []string `json:"ids"`
+	Status int      `json:"status"`
+	Error  string   `json:"error,omitempty"`
+}
+
+func (h *handlers) receiveEvent(c *gin.Context) {
+	if !h.cfg.Dev {
+		key := c.Param("key")
+		if len(h.cfg.EventKeys) == 0 {
+			keyErr(c, 503, "Event keys are required to process events securely")
+			return
+		}
+		if !slices.Contains(h.cfg.EventKeys, key) {
+			keyErr(c, 401, "Event key not found")
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxRequestSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.JSON(413, eventResponse{IDs: []string{}, Status: 413, Error: fmt.Sprintf("Request body is over the max size of %d bytes", tooBig.Limit)})
+			return
+		}
+		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: "Unable to read request body: " + err.Error()})
+		return
+	}
+	events, err := splitEvents(body, h.cfg.MaxEvents)
+	if err != nil {
+		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: err.Error()})
+		return
+	}
+	ids, err := h.b.Ingest(c.Request.Context(), c.GetHeader("x-inngest-event-id-seed"), events)
+	var inErr *InputError
+	switch {
+	case errors.As(err, &inErr):
+		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: inErr.Msg})
+	case err != nil:
+		// Nothing is acknowledged; the client retries, and the retry is idempotent.
+		c.JSON(500, eventResponse{IDs: []string{}, Status: 500, Error: "Unable to accept events: " + err.Error()})
+	default:
+		c.JSON(200, eventResponse{IDs: ids, Status: 200})
+	}
+}
+
+// splitEvents cuts a body into its events: one object, or an array of at most max.
+func splitEvents(body []byte, max int) ([]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	errShape := errors.New("Request body must contain an event object or an array of event objects")
+	switch trimmed[0] {
+	case '{':
+		var one json.RawMessage
+		if err := json.Unmarshal(trimmed, &one); err != nil {
+			return nil, fmt.Errorf("Invalid JSON in request body: %v", err)
+		}
+		return []json.RawMessage{one}, nil
+	case '[':
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		_, _ = dec.Token()
+		var out []json.RawMessage
+		for dec.More() {
+			if len(out) == max {
+				return nil, fmt.Errorf("Cannot have more than %d events in a batch", max)
+			}
+			var ev json.RawMessage
+			if err := dec.Decode(&ev); err != nil {
+				return nil, fmt.Errorf("Invalid JSON in request body at event %d: %v", len(out), err)
+			}
+			out = append(out, ev)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, fmt.Errorf("Invalid JSON in request body: %v", err)
+		}
+		return out, nil
+	default:
+		return nil, errShape
+	}
+}
+
+var ulidRE = regexp.MustCompile(`^[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
+
+func (h *handlers) getEvent(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	ev, err := h.b.Event(c.Request.Context(), id)
+	if h.fail(c, err, "Event not found") {
+		return
+	}
+	ok200(c, ev)
+}
+
+func (h *handlers) getEventRuns(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	runs, err := h.b.EventRuns(c.Request.Context(), id)
+	if h.fail(c, err, "Event not found") {
+		return
+	}
+	ok200(c, runs)
+}
+
+func (h *handlers) getRun(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	run, err := h.b.Run(c.Request.Context(), id)
+	if h.fail(c, err, "Function run not found") {
+		return
+	}
+	ok200(c, run)
+}
+
+func (h *handlers) cancelRun(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	err := h.b.CancelRun(c.Request.Context(), id)
+	if errors.Is(err, ErrRunFinished) {
+		publicErr(c, 409, err.Error())
+		return
+	}
+	if h.fail(c, err, "Function run not found") {
+		return
+	}
+	c.Status(200)
+}
+
+func ulidParam(c *gin.Context) (string, bool) {
+	id := strings.ToUpper(c.Param("id"))
+	if !ulidRE.MatchString(id) {
+		publicErr(c, 400, fmt.Sprintf("Invalid ID: %q is not a ULID", c.Param("id")))
+		return "", false
+	}
+	return id, true
+}
+
+func (h *handlers) fail(c *gin.Context, err error, notFound string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, ErrNotFound):
+		publicErr(c, 404, notFound)
+	default:
+		publicErr(c, 500, err.Error())
+	}
+	return true
+}
+
+func ok200(c *gin.Context, data any) {
+	c.JSON(200, gin.H{"data": data, "metadata": gin.H{"fetched_at": time.Now().UTC().Format(time.RFC3339Nano)}})
+}
+
+// publicErr writes Inngest's REST error shape.
+func publicErr(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg, "status": status, "data": nil})
+}
+
+// keyErr writes the event API's key-error shape (no ids), as Inngest does.
+func keyErr(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"status": status, "message": "", "error": msg})
+}
+
+func (h *handlers) auth(c *gin.Context) {
+	if h.cfg.Dev || h.cfg.SigningKey == "" {
+		return
+	}
+	token, found := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !found || !SigningKeyMatches(h.cfg.SigningKey, strings.TrimSpace(token)) {
+		publicErr(c, 401, "Authentication failed: send Authorization: Bearer <signing key>")
+	}
+}
+
+var signKeyPrefix = regexp.MustCompile(`^signkey-\w+-`)
+
+// SigningKeyMatches accepts the raw signing key or the SDKs' hashed form
+// (signkey-<env>-hex(sha256(hexdecode(key)))), with or without the prefix.
+func SigningKeyMatches(key, token string) bool {
+	raw := signKeyPrefix.ReplaceAllString(key, "")
+	tok := signKeyPrefix.ReplaceAllString(token, "")
+	if subtle.ConstantTimeCompare([]byte(raw), []byte(tok)) == 1 {
+		return true
+	}
+	b, err := hex.DecodeString(raw)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(b)
+	return subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(tok)) == 1
+}

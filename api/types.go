@@ -1,0 +1,64 @@
+// Package api serves Tempest's HTTP endpoints with Inngest's paths and JSON shapes: the
+// event API (POST /e/{key}), the REST API v1 and /health. It knows nothing of Temporal or
+// Redis: a Backend (adapter.App) does the work.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Backend is what the handlers need from the engine.
+type Backend interface {
+	// Ingest validates and accepts events; seed is the x-inngest-event-id-seed header.
+	// A *InputError means the request is at fault (HTTP 400).
+	Ingest(ctx context.Context, seed string, events []json.RawMessage) ([]string, error)
+	Event(ctx context.Context, id string) (*Event, error)
+	EventRuns(ctx context.Context, id string) ([]FunctionRun, error)
+	Run(ctx context.Context, id string) (*FunctionRun, error)
+	CancelRun(ctx context.Context, id string) error
+}
+
+// ErrNotFound is returned by a Backend for an unknown event or run.
+var ErrNotFound = errors.New("not found")
+
+// ErrRunFinished is returned when cancelling a run that has already ended.
+var ErrRunFinished = errors.New("this function run has already finished")
+
+// InputError is a request the client must fix.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// Run statuses as Inngest names them.
+const (
+	StatusRunning   = "Running"
+	StatusCompleted = "Completed"
+	StatusFailed    = "Failed"
+	StatusCancelled = "Cancelled"
+)
+
+// FunctionRun is Inngest's REST run shape.
+type FunctionRun struct {
+	RunID        string          `json:"run_id"`
+	RunStartedAt time.Time       `json:"run_started_at"`
+	FunctionID   string          `json:"function_id"`
+	EventID      string          `json:"event_id"`
+	Status       string          `json:"status"`
+	EndedAt      *time.Time      `json:"ended_at"`
+	Output       json.RawMessage `json:"output,omitempty"`
+}
+
+// Event is Inngest's REST event shape.
+type Event struct {
+	InternalID string          `json:"internal_id"`
+	ReceivedAt time.Time       `json:"received_at"`
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Data       json.RawMessage `json:"data"`
+	User       json.RawMessage `json:"user,omitempty"`
+	TS         int64           `json:"ts"`
+	V          string          `json:"v,omitempty"`
+}

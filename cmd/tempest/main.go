@@ -1,0 +1,209 @@
+// Command tempest runs Tempest: `dev` (everything in one process), `serve` (API + worker
+// against an external Temporal and Redis) and `bench`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/examples"
+	"github.com/tempestrun/tempest/internal/devserver"
+)
+
+const usage = `tempest: Inngest-style events and step functions on Temporal
+
+Usage:
+  tempest dev   [flags]   embedded Temporal + Web UI, Redis (REDIS_URL or embedded), event API, worker
+  tempest serve [flags]   event API + worker against TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL
+  tempest bench [flags]   measure ingest throughput and event -> first step latency vs raw Temporal
+
+Run "tempest <command> -h" for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "dev":
+		err = devCmd(ctx, os.Args[2:], os.Stdout)
+	case "serve":
+		err = serveCmd(ctx, os.Args[2:], os.Stdout)
+	case "bench":
+		err = benchCmd(ctx, os.Args[2:], os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "tempest: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "tempest:", err)
+		os.Exit(1)
+	}
+}
+
+// devConfig holds the flags of `tempest dev`.
+type devConfig struct {
+	IP           string
+	Port         int
+	TemporalPort int
+	UIPort       int
+	DataDir      string
+	InMemory     bool
+	Retention    time.Duration
+	MaxEventSize int
+	LogLevel     string
+}
+
+func (c *devConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.IP, "ip", "127.0.0.1", "IP address to bind every listener to")
+	fs.IntVar(&c.Port, "port", 8288, "port of the event API and REST API")
+	fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
+	fs.IntVar(&c.UIPort, "ui-port", 8233, "port of the Temporal Web UI (0 disables it)")
+	fs.StringVar(&c.DataDir, "data-dir", ".tempest", "directory of the SQLite database")
+	fs.BoolVar(&c.InMemory, "in-memory", false, "keep nothing on disk")
+	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long closed runs (and events) are kept; at least 24h")
+	fs.IntVar(&c.MaxEventSize, "max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
+	fs.StringVar(&c.LogLevel, "log-level", "error", "log level of the embedded Temporal server (error, warn, info, debug)")
+}
+
+func devCmd(ctx context.Context, args []string, out io.Writer) error {
+	var cfg devConfig
+	fs := flag.NewFlagSet("tempest dev", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return runDev(ctx, cfg, out, nil)
+}
+
+// devStack is what runDev brought up; tests read its addresses.
+type devStack struct {
+	APIURL, TemporalAddress, UIURL, RedisURL string
+	App                                      *adapter.App
+}
+
+// runDev brings up the whole dev stack and blocks until ctx is done. ready, when set, is
+// called once everything accepts requests.
+func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devStack)) error {
+	began := time.Now()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		IP: cfg.IP, Port: cfg.TemporalPort, UIPort: cfg.UIPort, DataDir: cfg.DataDir, InMemory: cfg.InMemory,
+		Retention: cfg.Retention, SearchAttributes: adapter.SearchAttributes(), LogLevel: cfg.LogLevel,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+
+	rdb, redisDesc, closeRedis, err := devRedis()
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("event API port: %w", err)
+	}
+	app, err := adapter.New(ctx, adapter.Options{
+		AppID: "tempest-dev", TemporalAddress: srv.Address(), Namespace: srv.Namespace(), Redis: rdb,
+		Dev: true, MaxEventSize: cfg.MaxEventSize, EventRetention: cfg.Retention,
+		Logger: slog.New(slog.NewTextHandler(out, nil)),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer app.Close()
+	if err := examples.Register(app); err != nil {
+		ln.Close()
+		return err
+	}
+	st := devStack{
+		APIURL: "http://" + ln.Addr().String(), TemporalAddress: srv.Address(), UIURL: srv.UIURL(),
+		RedisURL: redisDesc, App: app,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- app.ServeListener(ctx, ln) }()
+	storage := "SQLite in " + cfg.DataDir
+	if cfg.InMemory {
+		storage = "in memory"
+	}
+	fmt.Fprintf(out, "Tempest dev is ready in %s\n", time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(out, "  Event API:   %s/e/{key}   (any key is accepted in dev)\n", st.APIURL)
+	fmt.Fprintf(out, "  REST API:    %s/v1\n", st.APIURL)
+	fmt.Fprintf(out, "  Temporal:    %s  namespace %q (%s, retention %s)\n", st.TemporalAddress, srv.Namespace(), storage, cfg.Retention)
+	if st.UIURL != "" {
+		fmt.Fprintf(out, "  Web UI:      %s/namespaces/%s/workflows\n", st.UIURL, srv.Namespace())
+	}
+	fmt.Fprintf(out, "  Redis:       %s\n", redisDesc)
+	fmt.Fprintf(out, "  Functions:   tempest-dev-hello-world (demo/hello.world), tempest-dev-charge (demo/charge.requested)\n")
+	fmt.Fprintf(out, "Try: curl -s %s/e/dev -d '{\"name\":\"demo/hello.world\",\"data\":{\"name\":\"Ada\"}}'\n", st.APIURL)
+	if ready != nil {
+		ready(st)
+	}
+	err = <-errc
+	fmt.Fprintln(out, "Tempest dev stopped")
+	return err
+}
+
+// devRedis connects to REDIS_URL, or starts the embedded fallback (in memory).
+func devRedis() (redis.UniversalClient, string, func(), error) {
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("REDIS_URL %q: %w", url, err)
+		}
+		c := redis.NewClient(opts)
+		return c, url + " (REDIS_URL)", func() { c.Close() }, nil
+	}
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
+		return nil, "", nil, fmt.Errorf("embedded redis: %w", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	return c, "embedded, in memory at " + m.Addr() + " (set REDIS_URL to use a real Redis)", func() { c.Close(); m.Close() }, nil
+}
+
+func serveCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tempest serve", flag.ContinueOnError)
+	addr := fs.String("addr", ":8288", "listen address of the event API and REST API")
+	maxEvent := fs.Int("max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	app, err := adapter.New(ctx, adapter.Options{
+		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent,
+		Logger: slog.New(slog.NewTextHandler(out, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if err := examples.Register(app); err != nil {
+		return err
+	}
+	o := app.Options()
+	fmt.Fprintf(out, "Tempest serve: API on %s, Temporal %s namespace %q, task queue %q\n", o.Addr, o.TemporalAddress, o.Namespace, o.TaskQueue)
+	return app.Serve(ctx)
+}

@@ -1,0 +1,128 @@
+// Package workflows holds the Temporal workflow that runs one Tempest function run, and the
+// step machinery (memoization, per-step retries) that the public step package binds to.
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// RunInput is the workflow input of a run. It carries everything the run needs, so a run
+// that waits in Temporal depends on nothing that lives elsewhere.
+type RunInput struct {
+	FunctionID string            `json:"function_id"`
+	RunID      string            `json:"run_id"`
+	Event      json.RawMessage   `json:"event"`
+	Events     []json.RawMessage `json:"events"`
+	// Retries per step (and for the handler body); attempts = Retries + 1.
+	Retries int `json:"retries"`
+}
+
+// Call is what a handler invocation receives besides its context.
+type Call struct {
+	Input   RunInput
+	Attempt int // of the handler body, 0-based
+}
+
+// Handler runs the user's function body. It runs as workflow code: deterministic, with all
+// side effects inside steps.
+type Handler func(ctx context.Context, call Call) (any, error)
+
+// Workflow returns the workflow function of a Tempest function.
+func Workflow(h Handler) func(workflow.Context, RunInput) (any, error) {
+	return func(wctx workflow.Context, in RunInput) (any, error) {
+		st := &runState{wctx: wctx, in: in, memo: map[string]memoEntry{}}
+		ctx := context.WithValue(context.Background(), stateKey{}, st)
+		for attempt := 0; ; attempt++ {
+			st.seen = map[string]int{}
+			out, err := h(ctx, Call{Input: in, Attempt: attempt})
+			if err == nil {
+				return out, nil
+			}
+			if wctx.Err() != nil {
+				return nil, temporal.NewCanceledError()
+			}
+			var se *StepError
+			var nr *NonRetriableError
+			if errors.As(err, &se) {
+				return nil, temporal.NewNonRetryableApplicationError(err.Error(), "StepError", nil, se)
+			}
+			if errors.As(err, &nr) || attempt >= in.Retries {
+				return nil, temporal.NewNonRetryableApplicationError(err.Error(), "Error", nil)
+			}
+			d := retryDelay(in.RunID, "", attempt, err)
+			if err := workflow.NewTimerWithOptions(wctx, d, workflow.TimerOptions{
+				Summary: fmt.Sprintf("retry function body (attempt %d failed: %s)", attempt+1, err),
+			}).Get(wctx, nil); err != nil {
+				return nil, temporal.NewCanceledError()
+			}
+		}
+	}
+}
+
+type stateKey struct{}
+
+type memoEntry struct {
+	data json.RawMessage
+	err  *StepError
+}
+
+type runState struct {
+	wctx workflow.Context
+	in   RunInput
+	memo map[string]memoEntry // completed steps of this run, by unique id
+	seen map[string]int       // ids used in the current handler invocation
+}
+
+func stateFrom(ctx context.Context) (*runState, error) {
+	st, ok := ctx.Value(stateKey{}).(*runState)
+	if !ok {
+		return nil, ErrNotInRun
+	}
+	return st, nil
+}
+
+// WorkflowContext returns the Temporal workflow context of the run ctx belongs to.
+func WorkflowContext(ctx context.Context) (workflow.Context, error) {
+	st, err := stateFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.wctx, nil
+}
+
+// uniqueID applies Inngest's rule for a repeated step id: the second use of "id" in one
+// invocation becomes "id:1", the third "id:2".
+func (st *runState) uniqueID(id string) string {
+	n := st.seen[id]
+	st.seen[id] = n + 1
+	if n == 0 {
+		return id
+	}
+	return fmt.Sprintf("%s:%d", id, n)
+}
+
+// retryDelay is the wait after failed attempt n: RetryAfter's delay (clamped) if the error
+// asks for one, else the table plus a jitter that is a pure function of run, step and
+// attempt, so replay computes the same timer.
+func retryDelay(runID, stepID string, n int, err error) time.Duration {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NextRetryDelay() > 0 {
+		return clampRetryAfter(appErr.NextRetryDelay())
+	}
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return clampRetryAfter(ra.Delay)
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", runID, stepID, n)
+	jitter := time.Duration(h.Sum64() % uint64(MaxJitter/time.Millisecond)) * time.Millisecond
+	return Backoff(n) + jitter
+}

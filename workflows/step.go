@@ -1,0 +1,159 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// MaxStepOutput is the largest step result, in bytes of JSON. Temporal rejects payloads over
+// 2 MiB, so the limit leaves room for the marker around the result.
+const MaxStepOutput = 2<<20 - 64<<10
+
+// StepTimeout bounds one attempt of a step (a local activity: longer steps belong in a
+// Temporal activity of their own).
+const StepTimeout = 30 * time.Minute
+
+// StepOutput is the recorded result of one step attempt. ID is checked on replay, so code
+// that reorders steps fails with a clear error instead of reading another step's value.
+type StepOutput struct {
+	ID   string          `json:"id"`
+	Data json.RawMessage `json:"data"`
+}
+
+// StepFunc is a step body with its result already encoded as JSON.
+type StepFunc func(ctx context.Context) (json.RawMessage, error)
+
+type attemptKey struct{}
+
+// StepAttempt is the 0-based attempt of the step whose body ctx was given to.
+func StepAttempt(ctx context.Context) int {
+	n, _ := ctx.Value(attemptKey{}).(int)
+	return n
+}
+
+// RunStep is the one local-activity entry point of every step, so the recorded activity
+// type ("RunStep") is stable across code changes.
+func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutput, error) {
+	data, err := fn(context.WithValue(ctx, attemptKey{}, attempt))
+	if err != nil {
+		var nr *NonRetriableError
+		var ra *RetryAfterError
+		switch {
+		case errors.As(err, &nr):
+			return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), "NonRetriableError", nil)
+		case errors.As(err, &ra):
+			return StepOutput{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RetryAfterError",
+				temporal.ApplicationErrorOptions{NextRetryDelay: clampRetryAfter(ra.Delay)})
+		default:
+			return StepOutput{}, temporal.NewApplicationError(err.Error(), "Error")
+		}
+	}
+	if len(data) > MaxStepOutput {
+		return StepOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("step %q returned %d bytes of JSON, over the limit of %d", id, len(data), MaxStepOutput),
+			"OutputTooLarge", nil)
+	}
+	return StepOutput{ID: id, Data: data}, nil
+}
+
+// Run executes a step: memoized by id, each attempt one local activity, retried per the
+// Inngest table. After the last attempt it returns a *StepError.
+func Run(ctx context.Context, id string, fn StepFunc) (json.RawMessage, error) {
+	st, err := stateFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id = st.uniqueID(id)
+	if m, ok := st.memo[id]; ok {
+		if m.err != nil {
+			return nil, m.err
+		}
+		return m.data, nil
+	}
+	for attempt := 0; ; attempt++ {
+		summary := id
+		if attempt > 0 {
+			summary = fmt.Sprintf("%s (attempt %d)", id, attempt+1)
+		}
+		lctx := workflow.WithLocalActivityOptions(st.wctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: StepTimeout,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+			Summary:             summary,
+		})
+		var out StepOutput
+		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, fn).Get(lctx, &out)
+		if err == nil {
+			if out.ID != id {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+					"step order changed: history has step %q where the code now runs %q (keep steps in order or version the change with workflow.GetVersion)",
+					out.ID, id), "NonDeterministicSteps", nil)
+			}
+			st.memo[id] = memoEntry{data: out.Data}
+			return out.Data, nil
+		}
+		if st.wctx.Err() != nil {
+			return nil, err
+		}
+		var appErr *temporal.ApplicationError
+		final := attempt >= st.in.Retries || (errors.As(err, &appErr) && appErr.NonRetryable())
+		if final {
+			se := &StepError{StepID: id, Name: "Error", Message: errMessage(err)}
+			if appErr != nil && appErr.Type() != "" {
+				se.Name = appErr.Type()
+			}
+			st.memo[id] = memoEntry{err: se}
+			return nil, se
+		}
+		d := retryDelay(st.in.RunID, id, attempt, err)
+		if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
+			Summary: fmt.Sprintf("retry %s in %s", id, d.Round(time.Millisecond)),
+		}).Get(st.wctx, nil); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// errMessage is the user's message without the activity-error framing around it.
+func errMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
+}
+
+// Sleep pauses the run for d with a durable timer; a completed sleep is not repeated when
+// the handler body is retried. It returns early (with the cancellation) if the run is
+// cancelled.
+func Sleep(ctx context.Context, id string, d time.Duration) error {
+	st, err := stateFrom(ctx)
+	if err != nil {
+		return err
+	}
+	id = st.uniqueID(id)
+	if _, ok := st.memo[id]; ok {
+		return nil
+	}
+	if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
+		Summary: fmt.Sprintf("sleep %s (%s)", id, d),
+	}).Get(st.wctx, nil); err != nil {
+		return err
+	}
+	st.memo[id] = memoEntry{data: json.RawMessage("null")}
+	return nil
+}
+
+// Now is the workflow's deterministic clock.
+func Now(ctx context.Context) (time.Time, error) {
+	st, err := stateFrom(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return workflow.Now(st.wctx), nil
+}
