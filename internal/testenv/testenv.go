@@ -1,0 +1,121 @@
+// Package testenv gives tests the real services: one embedded Temporal server per test
+// binary (in memory, on a free port) and the redis-server at $REDIS_URL
+// (default redis://127.0.0.1:6379/0).
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/internal/devserver"
+)
+
+var (
+	once   sync.Once
+	server *devserver.Server
+	tc     client.Client
+	rdb    *redis.Client
+	err    error
+)
+
+// RedisURL is the Redis tests use.
+func RedisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+func start() {
+	server, err = devserver.Start(context.Background(), devserver.Options{
+		InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(),
+	})
+	if err != nil {
+		return
+	}
+	tc, err = client.Dial(client.Options{HostPort: server.Address(), Logger: quiet{}})
+	if err != nil {
+		return
+	}
+	opts, perr := redis.ParseURL(RedisURL())
+	if perr != nil {
+		err = perr
+		return
+	}
+	rdb = redis.NewClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if perr := rdb.Ping(ctx).Err(); perr != nil {
+		err = fmt.Errorf("redis-server at %s is not reachable (start one, or set REDIS_URL): %w", RedisURL(), perr)
+	}
+}
+
+// Services returns the shared Temporal client and Redis client, starting them once.
+func Services(t testing.TB) (client.Client, *redis.Client) {
+	t.Helper()
+	once.Do(start)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return tc, rdb
+}
+
+// Server is the embedded Temporal server (after Services).
+func Server() *devserver.Server { return server }
+
+// App makes an App with a unique id (derived from the test name) on the shared services.
+func App(t testing.TB, mod func(*adapter.Options)) *adapter.App {
+	t.Helper()
+	c, r := Services(t)
+	id := strings.NewReplacer("/", "-", "_", "-", "#", "-").Replace(strings.ToLower(t.Name()))
+	if len(id) > 40 {
+		id = id[:40]
+	}
+	id = fmt.Sprintf("%s-%d", id, time.Now().UnixNano()%1e6)
+	opts := adapter.Options{
+		AppID: id, Temporal: c, Redis: r, Dev: true,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	app, err := adapter.New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("adapter.New: %v", err)
+	}
+	t.Cleanup(app.Close)
+	return app
+}
+
+// StartWorker runs app's worker until the test ends; the returned func stops it earlier.
+func StartWorker(t testing.TB, app *adapter.App) (stop func()) {
+	t.Helper()
+	w, err := app.NewWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var o sync.Once
+	stop = func() { o.Do(w.Stop) }
+	t.Cleanup(stop)
+	return stop
+}
+
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}

@@ -1,0 +1,197 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/workflows"
+)
+
+// run executes handler h as a run with the given retries in Temporal's test environment,
+// which skips timers, and returns the run's result, its error and every timer it set.
+func run(t *testing.T, retries int, h workflows.Handler) (any, error, []time.Duration) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	var timers []time.Duration
+	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
+	env.RegisterWorkflowWithOptions(workflows.Workflow(h), workflow.RegisterOptions{Name: "fn"})
+	env.ExecuteWorkflow("fn", workflows.RunInput{FunctionID: "app-fn", RunID: "01RUN", Retries: retries})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("run did not complete")
+	}
+	var out any
+	err := env.GetWorkflowError()
+	if err == nil {
+		if gerr := env.GetWorkflowResult(&out); gerr != nil {
+			t.Fatal(gerr)
+		}
+	}
+	return out, err, timers
+}
+
+func TestStepRetriesFollowInngestTable(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	_, err, timers := run(t, 4, func(ctx context.Context, _ workflows.Call) (any, error) {
+		_, err := step.Run(ctx, "flaky", func(ctx context.Context) (int, error) {
+			calls.Add(1)
+			return 0, errors.New("boom")
+		})
+		return nil, err
+	})
+	if calls.Load() != 5 {
+		t.Fatalf("step ran %d times, want 5 (4 retries)", calls.Load())
+	}
+	if len(timers) != 4 {
+		t.Fatalf("got %d retry timers, want 4: %v", len(timers), timers)
+	}
+	for i, d := range timers {
+		lo := workflows.Backoff(i)
+		if d < lo || d >= lo+workflows.MaxJitter {
+			t.Errorf("retry %d waited %s, want [%s, %s)", i+1, d, lo, lo+workflows.MaxJitter)
+		}
+	}
+	var se *workflows.StepError
+	if !errors.As(err, &se) && !isStepFailure(err) {
+		t.Fatalf("run error = %v, want the step's error", err)
+	}
+}
+
+func isStepFailure(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == "StepError" && appErr.NonRetryable()
+}
+
+func TestNonRetriableStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	out, err, timers := run(t, 4, func(ctx context.Context, _ workflows.Call) (any, error) {
+		_, err := step.Run(ctx, "charge", func(ctx context.Context) (int, error) {
+			calls.Add(1)
+			return 0, &workflows.NonRetriableError{Err: errors.New("card declined")}
+		})
+		var se *workflows.StepError
+		if errors.As(err, &se) {
+			return "recovered: " + se.Message, nil // the handler may recover
+		}
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 || len(timers) != 0 {
+		t.Fatalf("calls=%d timers=%v, want one attempt and no retry", calls.Load(), timers)
+	}
+	if out != "recovered: card declined" {
+		t.Fatalf("output %v", out)
+	}
+}
+
+func TestRetryAfterSetsDelayClamped(t *testing.T) {
+	t.Parallel()
+	delays := []time.Duration{3 * time.Second, 10 * time.Millisecond, 48 * time.Hour}
+	var calls atomic.Int32
+	out, err, timers := run(t, 5, func(ctx context.Context, _ workflows.Call) (any, error) {
+		return step.Run(ctx, "s", func(ctx context.Context) (int, error) {
+			n := calls.Add(1) - 1
+			if int(n) < len(delays) {
+				return 0, &workflows.RetryAfterError{Delay: delays[n], Err: errors.New("later")}
+			}
+			return step.Attempt(ctx), nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{3 * time.Second, time.Second, 24 * time.Hour}
+	if len(timers) != len(want) {
+		t.Fatalf("timers %v, want %v", timers, want)
+	}
+	for i := range want {
+		if timers[i] != want[i] {
+			t.Errorf("retry %d waited %s, want %s", i+1, timers[i], want[i])
+		}
+	}
+	if out != float64(3) {
+		t.Fatalf("step.Attempt in the successful attempt = %v, want 3", out)
+	}
+}
+
+func TestRepeatedStepIDsAndMemoizedHandlerRetry(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var attempts []int
+	out, err, timers := run(t, 2, func(ctx context.Context, c workflows.Call) (any, error) {
+		attempts = append(attempts, c.Attempt)
+		sum := 0
+		for range 3 {
+			v, err := step.Run(ctx, "add", func(ctx context.Context) (int, error) { return int(calls.Add(1)), nil })
+			if err != nil {
+				return nil, err
+			}
+			sum += v
+		}
+		if c.Attempt == 0 {
+			return nil, errors.New("fail outside steps") // retried; steps stay memoized
+		}
+		return sum, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("steps ran %d times, want 3 (ids add, add:1, add:2, each once)", calls.Load())
+	}
+	if out != float64(6) || len(attempts) != 2 || attempts[1] != 1 {
+		t.Fatalf("out=%v attempts=%v", out, attempts)
+	}
+	if len(timers) != 1 || timers[0] < 15*time.Second {
+		t.Fatalf("handler retry timers %v, want one table delay", timers)
+	}
+}
+
+func TestUnhandledStepErrorFailsWithoutBodyRetry(t *testing.T) {
+	t.Parallel()
+	var bodies atomic.Int32
+	_, err, _ := run(t, 1, func(ctx context.Context, _ workflows.Call) (any, error) {
+		bodies.Add(1)
+		_, err := step.Run(ctx, "s", func(ctx context.Context) (int, error) { return 0, errors.New("no") })
+		return nil, err
+	})
+	if !isStepFailure(err) {
+		t.Fatalf("err = %v, want a non-retryable StepError failure", err)
+	}
+	if bodies.Load() != 1 {
+		t.Fatalf("handler body ran %d times, want 1", bodies.Load())
+	}
+}
+
+func TestSleepIsATimer(t *testing.T) {
+	t.Parallel()
+	_, err, timers := run(t, 0, func(ctx context.Context, _ workflows.Call) (any, error) {
+		return "awake", step.Sleep(ctx, "nap", 90*time.Minute)
+	})
+	if err != nil || len(timers) != 1 || timers[0] != 90*time.Minute {
+		t.Fatalf("err=%v timers=%v", err, timers)
+	}
+}
+
+func TestStepOutsideRun(t *testing.T) {
+	t.Parallel()
+	_, err := step.Run(context.Background(), "x", func(context.Context) (int, error) { return 1, nil })
+	if !errors.Is(err, workflows.ErrNotInRun) {
+		t.Fatalf("err = %v, want ErrNotInRun", err)
+	}
+}
