@@ -269,6 +269,10 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 		TaskQueue:             a.opts.TaskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// When this process runs the app's worker, the first workflow task comes back in the
+		// start response and skips matching (about 2 ms instead of 50 ms to the first step
+		// here); without a local worker the server dispatches as usual.
+		EnableEagerStart: true,
 		StaticSummary: fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(f.slug),

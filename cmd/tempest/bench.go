@@ -2,7 +2,366 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/internal/devserver"
 )
 
-func benchCmd(ctx context.Context, args []string, out io.Writer) error { return nil }
+// benchConfig holds the flags of `tempest bench`.
+type benchConfig struct {
+	Events      int
+	Concurrency int
+	Idle        int
+	CPUProfile  string
+}
+
+// firstStep records when the first step of each run (keyed by the run's bench key) ran.
+type firstStep struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	seen atomic.Int64
+	all  chan struct{}
+	want int64
+}
+
+func (f *firstStep) reset(want int) {
+	f.mu.Lock()
+	f.at = make(map[string]time.Time, want)
+	f.mu.Unlock()
+	f.seen.Store(0)
+	f.want = int64(want)
+	f.all = make(chan struct{})
+}
+
+func (f *firstStep) mark(key string) {
+	now := time.Now()
+	f.mu.Lock()
+	_, dup := f.at[key]
+	if !dup {
+		f.at[key] = now
+	}
+	f.mu.Unlock()
+	if !dup && f.seen.Add(1) == f.want {
+		close(f.all)
+	}
+}
+
+func (f *firstStep) get(key string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.at[key]
+}
+
+var rawMarks, tempestMarks firstStep
+
+func rawStep(_ context.Context, key string) (string, error) {
+	rawMarks.mark(key)
+	return key, nil
+}
+
+// rawWorkflow is the baseline: the same one-step shape as a Tempest function, written
+// directly against Temporal (one local activity).
+func rawWorkflow(ctx workflow.Context, key string) (string, error) {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var out string
+	err := workflow.ExecuteLocalActivity(ctx, rawStep, key).Get(ctx, &out)
+	return out, err
+}
+
+func benchCmd(ctx context.Context, args []string, out io.Writer) error {
+	var cfg benchConfig
+	fs := flag.NewFlagSet("tempest bench", flag.ContinueOnError)
+	fs.IntVar(&cfg.Events, "events", 2000, "events (and raw workflows) in the throughput phase")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "concurrent senders in the throughput phase")
+	fs.IntVar(&cfg.Idle, "idle", 200, "sequential sends in the idle-latency phase")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the Tempest throughput phase to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return runBench(ctx, cfg, out)
+}
+
+func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
+	srv, err := devserver.Start(ctx, devserver.Options{InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes()})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	rdb, redisDesc, closeRedis, err := devRedis()
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Logger: benchQuiet{}})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	// Baseline worker.
+	rw := worker.New(tc, "bench-raw", worker.Options{})
+	rw.RegisterWorkflowWithOptions(rawWorkflow, workflow.RegisterOptions{Name: "raw-one-step"})
+	if err := rw.Start(); err != nil {
+		return err
+	}
+	defer rw.Stop()
+
+	// Tempest: one function with one step, events over HTTP like any client.
+	app, err := adapter.New(ctx, adapter.Options{AppID: "bench", Temporal: tc, Redis: rdb, Dev: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "one-step"}, adapter.EventTrigger("bench/one", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "mark", func(context.Context) (bool, error) {
+				k, _ := in.Event.Data["k"].(string)
+				tempestMarks.mark(k)
+				return true, nil
+			})
+		}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	go app.ServeListener(serveCtx, ln)
+	url := "http://" + ln.Addr().String() + "/e/bench"
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}}
+
+	// The raw baselines: plain StartWorkflow; with eager start (Tempest uses it when its worker
+	// is in the process); and the equivalent of Tempest's start, with the same search
+	// attributes and summary, whose visibility writes cost the server real work.
+	startRaw := func(eager, same bool) func(key string) error {
+		return func(key string) error {
+			o := client.StartWorkflowOptions{ID: key, TaskQueue: "bench-raw", EnableEagerStart: eager}
+			if same {
+				o.StaticSummary = "bench-one-step ← bench/one (event " + key + ")"
+				o.TypedSearchAttributes = temporal.NewSearchAttributes(
+					adapter.SAFunctionID.ValueSet("bench-one-step"), adapter.SAEventID.ValueSet(key), adapter.SAEventName.ValueSet("bench/one"))
+			}
+			_, err := tc.ExecuteWorkflow(ctx, o, "raw-one-step", key)
+			return err
+		}
+	}
+	sendEvent := func(key string) error {
+		resp, err := httpc.Post(url, "application/json", strings.NewReader(`{"name":"bench/one","data":{"k":"`+key+`"}}`))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("send: HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}
+
+	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite in memory) at %s, Redis %s, GOMAXPROCS %d\n", srv.Address(), redisDesc, runtimeProcs())
+	// Warm both paths (connections, caches, sticky queues) before measuring.
+	if _, err := phase(ctx, "warm-raw", 20, 4, &rawMarks, startRaw(false, false)); err != nil {
+		return err
+	}
+	if _, err := phase(ctx, "warm-tempest", 20, 4, &tempestMarks, sendEvent); err != nil {
+		return err
+	}
+	idleRSS := rssMB()
+
+	fmt.Fprintf(out, "\nIdle latency, %d sequential starts, start call -> first step running:\n", cfg.Idle)
+	rawIdle, err := phase(ctx, "idle-raw", cfg.Idle, 1, &rawMarks, startRaw(false, false))
+	if err != nil {
+		return err
+	}
+	eagerIdle, err := phase(ctx, "idle-raw-eager", cfg.Idle, 1, &rawMarks, startRaw(true, false))
+	if err != nil {
+		return err
+	}
+	sameIdle, err := phase(ctx, "idle-raw-same", cfg.Idle, 1, &rawMarks, startRaw(true, true))
+	if err != nil {
+		return err
+	}
+	tIdle, err := phase(ctx, "idle-tempest", cfg.Idle, 1, &tempestMarks, sendEvent)
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		name string
+		res  *phaseResult
+	}{{"raw", rawIdle}, {"raw eager", eagerIdle}, {"raw eager + search attrs", sameIdle}, {"Tempest POST /e/{key}", tIdle}} {
+		fmt.Fprintf(out, "  %-26s p50 %6.1f ms  p95 %6.1f ms  p99 %6.1f ms\n", r.name, r.res.p(50), r.res.p(95), r.res.p(99))
+	}
+	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw), %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs)\n",
+		tIdle.p(50)-rawIdle.p(50), tIdle.p(50)-eagerIdle.p(50), tIdle.p(50)-sameIdle.p(50))
+
+	fmt.Fprintf(out, "\nThroughput, %d starts by %d concurrent senders:\n", cfg.Events, cfg.Concurrency)
+	raw, err := phase(ctx, "tput-raw", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(false, false))
+	if err != nil {
+		return err
+	}
+	eager, err := phase(ctx, "tput-raw-eager", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(true, false))
+	if err != nil {
+		return err
+	}
+	same, err := phase(ctx, "tput-raw-same", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(true, true))
+	if err != nil {
+		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	tem, err := phase(ctx, "tput-tempest", cfg.Events, cfg.Concurrency, &tempestMarks, sendEvent)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		name string
+		res  *phaseResult
+	}{{"raw", raw}, {"raw eager", eager}, {"raw eager + search attrs", same}, {"Tempest POST /e/{key}", tem}} {
+		fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  latency p50 %6.1f ms  p99 %7.1f ms\n",
+			r.name, r.res.acceptRate(), r.res.e2eRate(), r.res.p(50), r.res.p(99))
+	}
+	for _, b := range []struct {
+		name string
+		res  *phaseResult
+	}{{"raw", raw}, {"raw eager", eager}, {"raw eager + search attrs", same}} {
+		fmt.Fprintf(out, "  Tempest / %-24s first steps run %.2f   accepted %.2f\n", b.name+":", tem.e2eRate()/b.res.e2eRate(), tem.acceptRate()/b.res.acceptRate())
+	}
+	fmt.Fprintf(out, "\nResident memory of this process (embedded Temporal + Tempest, as in `tempest dev`): idle %d MB, after the run %d MB\n", idleRSS, rssMB())
+	return nil
+}
+
+type phaseResult struct {
+	lat      []float64 // ms, sorted
+	accepted time.Duration
+	e2e      time.Duration
+	n        int
+}
+
+func (r *phaseResult) p(q float64) float64 {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(q / 100 * float64(len(r.lat)-1))
+	return r.lat[i]
+}
+func (r *phaseResult) acceptRate() float64 { return float64(r.n) / r.accepted.Seconds() }
+func (r *phaseResult) e2eRate() float64    { return float64(r.n) / r.e2e.Seconds() }
+
+// phase starts n runs with conc senders and waits until every first step has run.
+func phase(ctx context.Context, name string, n, conc int, marks *firstStep, start func(key string) error) (*phaseResult, error) {
+	marks.reset(n)
+	sent := make([]time.Time, n)
+	keys := make([]string, n)
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := range keys {
+		keys[i] = name + "-" + stamp + "-" + strconv.Itoa(i)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, conc)
+	began := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				sent[i] = time.Now()
+				if err := start(keys[i]); err != nil {
+					errc <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+				if conc == 1 { // idle: wait for this run's first step before the next send
+					for marks.get(keys[i]).IsZero() {
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(200 * time.Microsecond):
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	accepted := time.Since(began)
+	select {
+	case err := <-errc:
+		return nil, err
+	default:
+	}
+	select {
+	case <-marks.all:
+	case <-time.After(5 * time.Minute):
+		return nil, fmt.Errorf("%s: only %d of %d first steps ran within 5 minutes", name, marks.seen.Load(), n)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res := &phaseResult{accepted: accepted, e2e: time.Since(began), n: n}
+	for i, k := range keys {
+		res.lat = append(res.lat, float64(marks.get(k).Sub(sent[i]).Microseconds())/1000)
+	}
+	slices.Sort(res.lat)
+	return res, nil
+}
+
+func rssMB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+type benchQuiet struct{}
+
+func (benchQuiet) Debug(string, ...any) {}
+func (benchQuiet) Info(string, ...any)  {}
+func (benchQuiet) Warn(string, ...any)  {}
+func (benchQuiet) Error(string, ...any) {}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
