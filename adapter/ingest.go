@@ -265,15 +265,15 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 		FunctionID: f.slug, RunID: runID, Event: ev.norm, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
 	}
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    runID,
-		TaskQueue:             a.opts.TaskQueue,
-		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		ID:                                       runID,
+		TaskQueue:                                a.opts.TaskQueue,
+		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// When this process runs the app's worker, the first workflow task comes back in the
 		// start response and skips matching (about 2 ms instead of 50 ms to the first step
 		// here); without a local worker the server dispatches as usual.
 		EnableEagerStart: true,
-		StaticSummary: fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
+		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(f.slug),
 			SAEventID.ValueSet(ev.internal.String()),

@@ -157,4 +157,3 @@ func (a *App) CancelRun(ctx context.Context, id string) error {
 	}
 	return nil
 }
-

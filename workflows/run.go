@@ -123,6 +123,6 @@ func retryDelay(runID, stepID string, n int, err error) time.Duration {
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s\x00%s\x00%d", runID, stepID, n)
-	jitter := time.Duration(h.Sum64() % uint64(MaxJitter/time.Millisecond)) * time.Millisecond
+	jitter := time.Duration(h.Sum64()%uint64(MaxJitter/time.Millisecond)) * time.Millisecond
 	return Backoff(n) + jitter
 }
