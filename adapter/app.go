@@ -244,16 +244,30 @@ func (a *App) Handler() http.Handler {
 	return api.New(a, api.Config{Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey})
 }
 
-// NewWorker returns a Temporal worker with the app's functions registered, not started.
-func (a *App) NewWorker() (worker.Worker, error) {
+// WorkflowRegistry is where RegisterWorkflows puts the app's workflows: a worker.Worker,
+// or a worker.WorkflowReplayer to check recorded histories against the current code.
+type WorkflowRegistry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// RegisterWorkflows registers one workflow per function, named by its fully qualified id.
+func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if len(a.functions) == 0 {
-		return nil, fmt.Errorf("app %q has no functions to run: register some with CreateFunction", a.opts.AppID)
+		return fmt.Errorf("app %q has no functions to run: register some with CreateFunction", a.opts.AppID)
 	}
-	w := worker.New(a.temporal, a.opts.TaskQueue, worker.Options{})
 	for _, f := range a.functions {
-		w.RegisterWorkflowWithOptions(workflows.Workflow(f.handler), workflow.RegisterOptions{Name: f.slug})
+		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler), workflow.RegisterOptions{Name: f.slug})
+	}
+	return nil
+}
+
+// NewWorker returns a Temporal worker with the app's functions registered, not started.
+func (a *App) NewWorker() (worker.Worker, error) {
+	w := worker.New(a.temporal, a.opts.TaskQueue, worker.Options{})
+	if err := a.RegisterWorkflows(w); err != nil {
+		return nil, err
 	}
 	return w, nil
 }

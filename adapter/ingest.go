@@ -262,7 +262,7 @@ func containsFn(fs []*function, f *function) bool {
 // there (even if it has completed) and starts nothing.
 func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
 	in := workflows.RunInput{
-		FunctionID: f.slug, RunID: runID, Event: ev.norm, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
+		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
 	}
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,

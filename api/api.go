@@ -47,10 +47,18 @@ func New(b Backend, cfg Config) http.Handler {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	kind := "cloud"
+	if cfg.Dev {
+		kind = "dev"
+	}
 	r.Use(gin.Recovery(), func(c *gin.Context) {
-		c.Header("X-Inngest-Server-Kind", map[bool]string{true: "dev", false: "cloud"}[cfg.Dev])
+		c.Header("X-Inngest-Server-Kind", kind)
 		c.Header("Access-Control-Allow-Origin", "*")
-		c.Next()
+		if c.Request.Method == http.MethodOptions { // CORS preflight: any origin, as Inngest allows
+			c.Header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+			c.Header("Access-Control-Allow-Headers", c.GetHeader("Access-Control-Request-Headers"))
+			c.AbortWithStatus(http.StatusNoContent)
+		}
 	})
 	h := &handlers{b: b, cfg: cfg}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })

@@ -17,10 +17,10 @@ import (
 // RunInput is the workflow input of a run. It carries everything the run needs, so a run
 // that waits in Temporal depends on nothing that lives elsewhere.
 type RunInput struct {
-	FunctionID string            `json:"function_id"`
-	RunID      string            `json:"run_id"`
-	Event      json.RawMessage   `json:"event"`
-	Events     []json.RawMessage `json:"events"`
+	FunctionID string `json:"function_id"`
+	RunID      string `json:"run_id"`
+	// Events of the run; the first is the triggering event.
+	Events []json.RawMessage `json:"events"`
 	// Retries per step (and for the handler body); attempts = Retries + 1.
 	Retries int `json:"retries"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,5 +194,30 @@ func TestStepOutsideRun(t *testing.T) {
 	_, err := step.Run(context.Background(), "x", func(context.Context) (int, error) { return 1, nil })
 	if !errors.Is(err, workflows.ErrNotInRun) {
 		t.Fatalf("err = %v, want ErrNotInRun", err)
+	}
+}
+
+func TestStepOutputOverLimitIsAClearError(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	out, err, _ := run(t, 3, func(ctx context.Context, _ workflows.Call) (any, error) {
+		_, err := step.Run(ctx, "big", func(context.Context) (string, error) {
+			calls.Add(1)
+			return strings.Repeat("x", workflows.MaxStepOutput), nil
+		})
+		var se *workflows.StepError
+		if errors.As(err, &se) {
+			return se.Name + ": " + se.Message, nil
+		}
+		return nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("oversized step ran %d times, want 1 (not retried)", calls.Load())
+	}
+	if s, _ := out.(string); !strings.HasPrefix(s, "OutputTooLarge: ") || !strings.Contains(s, "over the limit") {
+		t.Fatalf("error %q", s)
 	}
 }

@@ -20,7 +20,7 @@ const MaxStepOutput = 2<<20 - 64<<10
 const StepTimeout = 30 * time.Minute
 
 // StepOutput is the recorded result of one step attempt. ID is checked on replay, so code
-// that reorders steps fails with a clear error instead of reading another step's value.
+// that reorders steps stops with a clear message instead of reading another step's value.
 type StepOutput struct {
 	ID   string          `json:"id"`
 	Data json.RawMessage `json:"data"`
@@ -90,9 +90,10 @@ func Run(ctx context.Context, id string, fn StepFunc) (json.RawMessage, error) {
 		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, fn).Get(lctx, &out)
 		if err == nil {
 			if out.ID != id {
-				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-					"step order changed: history has step %q where the code now runs %q (keep steps in order or version the change with workflow.GetVersion)",
-					out.ID, id), "NonDeterministicSteps", nil)
+				// A panic fails the workflow task, not the run: the run waits, visible in the
+				// Web UI with this message, until code that matches its history is deployed.
+				panic(fmt.Sprintf("tempest: step order changed: the run's history has step %q where the code now runs %q; "+
+					"keep the order of existing steps or version the change with workflow.GetVersion", out.ID, id))
 			}
 			st.memo[id] = memoEntry{data: out.Data}
 			return out.Data, nil
