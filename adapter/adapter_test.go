@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,17 +144,8 @@ func TestWildcardAndIfMatching(t *testing.T) {
 }
 
 func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	if out == nil {
-		return []string{}
-	}
+	out := append([]string{}, s...)
+	slices.Sort(out)
 	return out
 }
 
@@ -234,7 +226,6 @@ func TestRetryScheduleOnRealServer(t *testing.T) {
 			return nil, err // unhandled: the run fails
 		})
 	testenv.StartWorker(t, app)
-	// Retries: 2 for this event's function is set through the default? No: set per test below.
 	ids := send(t, app, map[string]any{"name": "test/retry"}, map[string]any{"name": "test/nonretriable"})
 
 	r1 := waitRun(t, app, runsOf(t, app, ids[0])[0].RunID)

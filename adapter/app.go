@@ -21,6 +21,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -111,7 +112,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if a.temporal = opts.Temporal; a.temporal == nil {
 		c, err := client.DialContext(dialCtx, client.Options{
-			HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: quietLogger{},
+			HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
 		})
 		if err != nil {
 			a.Close()
@@ -323,10 +324,3 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	return srv.Shutdown(shutdown)
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -241,20 +242,11 @@ func (a *App) match(ev *accepted) []*function {
 		consider(f)
 	}
 	for _, f := range a.wildcards {
-		if !containsFn(out, f) {
+		if !slices.Contains(out, f) {
 			consider(f)
 		}
 	}
 	return out
-}
-
-func containsFn(fs []*function, f *function) bool {
-	for _, g := range fs {
-		if g == f {
-			return true
-		}
-	}
-	return false
 }
 
 // startRun starts the workflow of one run. The workflow id is the run id, derived from

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -115,7 +116,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		return err
 	}
 	defer closeRedis()
-	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Logger: benchQuiet{}})
+	tc, err := client.Dial(client.Options{HostPort: srv.Address(), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return err
 	}
@@ -356,12 +357,5 @@ func rssMB() int {
 	}
 	return -1
 }
-
-type benchQuiet struct{}
-
-func (benchQuiet) Debug(string, ...any) {}
-func (benchQuiet) Info(string, ...any)  {}
-func (benchQuiet) Warn(string, ...any)  {}
-func (benchQuiet) Error(string, ...any) {}
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -182,7 +184,7 @@ func (s *Server) Stop() {
 // ensureNamespace applies the retention to a namespace that an older run of the same data
 // dir may have created with another one. (Search attributes are added by adapter.New.)
 func (s *Server) ensureNamespace(ctx context.Context) error {
-	c, err := client.Dial(client.Options{HostPort: s.addr, Namespace: s.opts.Namespace, Logger: quietLogger{}})
+	c, err := client.Dial(client.Options{HostPort: s.addr, Namespace: s.opts.Namespace, Logger: discard})
 	if err != nil {
 		return fmt.Errorf("devserver: dial: %w", err)
 	}
@@ -291,9 +293,5 @@ func freePort(ip string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}
+// discard silences the SDK clients the server package opens for itself.
+var discard = sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))

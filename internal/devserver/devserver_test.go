@@ -18,7 +18,7 @@ func TestDataDirSurvivesRestartAndRetentionApplies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := client.Dial(client.Options{HostPort: s.Address(), Logger: quietLogger{}})
+		c, err := client.Dial(client.Options{HostPort: s.Address(), Logger: discard})
 		if err != nil {
 			s.Stop()
 			t.Fatal(err)

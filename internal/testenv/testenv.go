@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/devserver"
@@ -43,7 +44,7 @@ func start() {
 	if err != nil {
 		return
 	}
-	tc, err = client.Dial(client.Options{HostPort: server.Address(), Logger: quiet{}})
+	tc, err = client.Dial(client.Options{HostPort: server.Address(), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return
 	}
@@ -112,10 +113,3 @@ func StartWorker(t testing.TB, app *adapter.App) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
-
-type quiet struct{}
-
-func (quiet) Debug(string, ...any) {}
-func (quiet) Info(string, ...any)  {}
-func (quiet) Warn(string, ...any)  {}
-func (quiet) Error(string, ...any) {}
