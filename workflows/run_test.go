@@ -221,3 +221,20 @@ func TestStepOutputOverLimitIsAClearError(t *testing.T) {
 		t.Fatalf("error %q", s)
 	}
 }
+
+func TestSleepUntil(t *testing.T) {
+	t.Parallel()
+	_, err, timers := run(t, 0, func(ctx context.Context, _ workflows.Call) (any, error) {
+		now, err := workflows.Now(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := step.SleepUntil(ctx, "later", now.Add(2*time.Hour)); err != nil {
+			return nil, err
+		}
+		return "done", step.SleepUntil(ctx, "past", now.Add(-time.Hour)) // returns at once
+	})
+	if err != nil || len(timers) != 1 || timers[0] != 2*time.Hour {
+		t.Fatalf("err=%v timers=%v, want one 2h timer", err, timers)
+	}
+}
