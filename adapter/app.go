@@ -259,7 +259,7 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 		return fmt.Errorf("app %q has no functions to run: register some with CreateFunction", a.opts.AppID)
 	}
 	for _, f := range a.functions {
-		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler), workflow.RegisterOptions{Name: f.slug})
+		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, a), workflow.RegisterOptions{Name: f.slug})
 	}
 	return nil
 }

@@ -29,7 +29,15 @@ type FunctionOpts struct {
 	// Retries of each step (and of the handler body outside steps): nil means 4, so 5
 	// attempts; 0–20.
 	Retries *int
+	// OnFailure runs after the function's run fails for good (not when it is cancelled):
+	// it is registered as the function "<ID>-failure", triggered by inngest/function.failed
+	// for this function only, with 1 retry.
+	OnFailure SDKFunction[FunctionFailed]
 }
+
+// FunctionFailed is the data of the system events inngest/function.failed, .finished and
+// .cancelled: the function, the run, its triggering event(s), and its result or error.
+type FunctionFailed = workflows.FinishedData
 
 // Trigger is an event trigger: Event is a name, or a wildcard ending in "/*" or ".*"
 // (for example "app/*"); Expression is an optional CEL condition over `event`.
@@ -153,6 +161,13 @@ func CreateFunction[T any](app *App, opts FunctionOpts, trigger Triggerable, fn 
 	}
 	if err := app.register(f); err != nil {
 		return nil, err
+	}
+	if opts.OnFailure != nil {
+		_, err := CreateFunction(app, FunctionOpts{ID: opts.ID + "-failure", Name: f.Name() + " (on failure)", Retries: Ptr(1)},
+			EventTrigger(workflows.EventFunctionFailed, Ptr(fmt.Sprintf("event.data.function_id == %q", f.slug))), opts.OnFailure)
+		if err != nil {
+			return nil, fmt.Errorf("function %q: on-failure handler: %w", opts.ID, err)
+		}
 	}
 	return f, nil
 }

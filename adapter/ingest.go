@@ -85,21 +85,41 @@ func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
 func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) ([]string, error) {
 	now := time.Now()
 	s, seeded := ids.ParseSeed(seed)
+	return a.ingest(ctx, raws, now, false, func(i int) ulid.ULID {
+		if seeded {
+			return s.EventID(i)
+		}
+		return ids.NewEventID(now)
+	})
+}
+
+// SendEvents accepts the events a run sends (step.SendEvent, and with internal set,
+// Tempest's own inngest/ system events) under ids the workflow derived, so a retried send
+// is idempotent. It implements workflows.Sender.
+func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
+	if len(eventIDs) != len(raws) {
+		return nil, fmt.Errorf("send events: %d events but %d ids", len(raws), len(eventIDs))
+	}
+	out, err := a.ingest(ctx, raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
+	var inErr *api.InputError
+	if errors.As(err, &inErr) { // an invalid event stays invalid: do not retry the step
+		return nil, &workflows.NonRetriableError{Err: err}
+	}
+	return out, err
+}
+
+func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, internal bool, idOf func(int) ulid.ULID) ([]string, error) {
 	evs := make([]*accepted, len(raws))
 	for i, raw := range raws {
-		ev, err := a.validate(raw, now)
+		ev, err := a.validate(raw, now, internal)
 		if err != nil {
 			if len(raws) > 1 {
 				err = fmt.Errorf("event %d: %w", i, err)
 			}
 			return nil, &api.InputError{Msg: err.Error()}
 		}
-		if seeded {
-			ev.internal = s.EventID(i)
-		} else {
-			ev.internal = ids.NewEventID(now)
-		}
-		if err := ev.normalize(); err != nil {
+		ev.internal = idOf(i)
+		if err := ev.normalize(internal); err != nil {
 			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
 		}
 		evs[i] = ev
@@ -171,7 +191,7 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-func (a *App) validate(raw json.RawMessage, now time.Time) (*accepted, error) {
+func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*accepted, error) {
 	if len(raw) > a.opts.MaxEventSize {
 		return nil, fmt.Errorf("Event is over the max size: Max %d bytes / Size %d bytes", a.opts.MaxEventSize, len(raw))
 	}
@@ -182,7 +202,7 @@ func (a *App) validate(raw json.RawMessage, now time.Time) (*accepted, error) {
 	switch {
 	case ev.Name == "":
 		return nil, errors.New("event name is empty")
-	case strings.HasPrefix(strings.ToLower(ev.Name), "inngest/"):
+	case !internal && strings.HasPrefix(strings.ToLower(ev.Name), "inngest/"):
 		return nil, fmt.Errorf("event name is reserved for internal use: %s", ev.Name)
 	}
 	if d := bytes.TrimSpace(ev.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
@@ -204,9 +224,9 @@ func (a *App) validate(raw json.RawMessage, now time.Time) (*accepted, error) {
 }
 
 // normalize builds the event functions receive: the user's id or else the internal id, and
-// data without the reserved "_inngest" key.
-func (e *accepted) normalize() error {
-	if bytes.Contains(e.ev.Data, []byte(`"_inngest"`)) {
+// (for events from clients) data without the reserved "_inngest" key.
+func (e *accepted) normalize(internal bool) error {
+	if !internal && bytes.Contains(e.ev.Data, []byte(`"_inngest"`)) {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(e.ev.Data, &m); err != nil {
 			return fmt.Errorf("event data: %v", err)

@@ -12,6 +12,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/activities"
 )
 
 // RunInput is the workflow input of a run. It carries everything the run needs, so a run
@@ -23,6 +25,8 @@ type RunInput struct {
 	Events []json.RawMessage `json:"events"`
 	// Retries per step (and for the handler body); attempts = Retries + 1.
 	Retries int `json:"retries"`
+	// CorrelationID links a run started by step.Invoke to its caller.
+	CorrelationID string `json:"correlation_id,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -35,34 +39,61 @@ type Call struct {
 // side effects inside steps.
 type Handler func(ctx context.Context, call Call) (any, error)
 
-// Workflow returns the workflow function of a Tempest function.
-func Workflow(h Handler) func(workflow.Context, RunInput) (any, error) {
+// Workflow returns the workflow function of a Tempest function. sender takes the events
+// the run sends (step.SendEvent, system events); nil sends none (unit tests).
+func Workflow(h Handler, sender activities.Sender) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
-		st := &runState{wctx: wctx, in: in, memo: map[string]memoEntry{}}
-		ctx := context.WithValue(context.Background(), stateKey{}, st)
-		for attempt := 0; ; attempt++ {
-			st.seen = map[string]int{}
-			out, err := h(ctx, Call{Input: in, Attempt: attempt})
-			if err == nil {
-				return out, nil
+		st := &runState{wctx: wctx, in: in, sender: sender, memo: map[string]memoEntry{}}
+		out, err := st.run(h)
+		switch {
+		case err == nil:
+			if eerr := st.emitFinished(wctx, "Completed", out, nil); eerr != nil {
+				return nil, eerr
 			}
-			if wctx.Err() != nil {
-				return nil, temporal.NewCanceledError()
+			return out, nil
+		case temporal.IsCanceledError(err):
+			// The run's context is cancelled; the events still go out.
+			dctx, _ := workflow.NewDisconnectedContext(wctx)
+			if eerr := st.emitFinished(dctx, "Cancelled", nil, nil); eerr != nil {
+				return nil, eerr
 			}
-			var se *StepError
-			var nr *NonRetriableError
-			if errors.As(err, &se) {
-				return nil, temporal.NewNonRetryableApplicationError(err.Error(), "StepError", nil, se)
+			return nil, err
+		default:
+			if eerr := st.emitFinished(wctx, "Failed", nil, st.failure); eerr != nil {
+				return nil, eerr
 			}
-			if errors.As(err, &nr) || attempt >= in.Retries {
-				return nil, temporal.NewNonRetryableApplicationError(err.Error(), "Error", nil)
-			}
-			d := retryDelay(in.RunID, "", attempt, err)
-			if err := workflow.NewTimerWithOptions(wctx, d, workflow.TimerOptions{
-				Summary: fmt.Sprintf("retry function body (attempt %d failed: %s)", attempt+1, err),
-			}).Get(wctx, nil); err != nil {
-				return nil, temporal.NewCanceledError()
-			}
+			return nil, err
+		}
+	}
+}
+
+// run calls the handler until it succeeds, fails for good, or the run is cancelled.
+func (st *runState) run(h Handler) (any, error) {
+	ctx := context.WithValue(context.Background(), stateKey{}, st)
+	for attempt := 0; ; attempt++ {
+		st.seen = map[string]int{}
+		out, err := h(ctx, Call{Input: st.in, Attempt: attempt})
+		if err == nil {
+			return out, nil
+		}
+		if st.wctx.Err() != nil {
+			return nil, temporal.NewCanceledError()
+		}
+		var se *StepError
+		var nr *NonRetriableError
+		if errors.As(err, &se) {
+			st.failure = &ErrorData{Error: se.Message, Name: se.Name, Message: se.Message}
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "StepError", nil, se)
+		}
+		if errors.As(err, &nr) || attempt >= st.in.Retries {
+			st.failure = &ErrorData{Error: err.Error(), Name: "Error", Message: err.Error()}
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "Error", nil)
+		}
+		d := retryDelay(st.in.RunID, "", attempt, err)
+		if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
+			Summary: fmt.Sprintf("retry function body (attempt %d failed: %s)", attempt+1, err),
+		}).Get(st.wctx, nil); err != nil {
+			return nil, temporal.NewCanceledError()
 		}
 	}
 }
@@ -75,10 +106,12 @@ type memoEntry struct {
 }
 
 type runState struct {
-	wctx workflow.Context
-	in   RunInput
-	memo map[string]memoEntry // completed steps of this run, by unique id
-	seen map[string]int       // ids used in the current handler invocation
+	wctx    workflow.Context
+	in      RunInput
+	sender  activities.Sender
+	memo    map[string]memoEntry // completed steps of this run, by unique id
+	seen    map[string]int       // ids used in the current handler invocation
+	failure *ErrorData           // why the run failed, for its system events
 }
 
 func stateFrom(ctx context.Context) (*runState, error) {

@@ -27,7 +27,7 @@ func run(t *testing.T, retries int, h workflows.Handler) (any, error, []time.Dur
 	env := s.NewTestWorkflowEnvironment()
 	var timers []time.Duration
 	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
-	env.RegisterWorkflowWithOptions(workflows.Workflow(h), workflow.RegisterOptions{Name: "fn"})
+	env.RegisterWorkflowWithOptions(workflows.Workflow(h, nil), workflow.RegisterOptions{Name: "fn"})
 	env.ExecuteWorkflow("fn", workflows.RunInput{FunctionID: "app-fn", RunID: "01RUN", Retries: retries})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("run did not complete")

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -69,7 +72,11 @@ func Run(ctx context.Context, id string, fn StepFunc) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	id = st.uniqueID(id)
+	return st.runStep(st.uniqueID(id), fn)
+}
+
+// runStep runs the step with the already unique id.
+func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 	if m, ok := st.memo[id]; ok {
 		if m.err != nil {
 			return nil, m.err
@@ -157,4 +164,36 @@ func Now(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return workflow.Now(st.wctx), nil
+}
+
+// SendEvent sends events through the app's ingest path as a step. Their ids derive from
+// the run and step ids, so a retried step (or a worker that crashed mid-send) never starts
+// a second set of runs.
+func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]string, error) {
+	st, err := stateFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.sender == nil {
+		return nil, errors.New("tempest: this run has no event sender")
+	}
+	uid := st.uniqueID(id)
+	born := workflow.GetInfo(st.wctx).WorkflowStartTime
+	eventIDs := make([]ulid.ULID, len(events))
+	for i := range events {
+		eventIDs[i] = DeriveID(born, st.in.RunID, uid, strconv.Itoa(i))
+	}
+	data, err := st.runStep(uid, func(ctx context.Context) (json.RawMessage, error) {
+		ids, err := st.sender.SendEvents(ctx, events, eventIDs, false)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ids)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = json.Unmarshal(data, &ids)
+	return ids, err
 }

@@ -55,3 +55,18 @@ func SleepUntil(ctx context.Context, id string, t time.Time) error {
 
 // Attempt is the 0-based attempt number of the step whose body received ctx.
 func Attempt(ctx context.Context) int { return workflows.StepAttempt(ctx) }
+
+// SendEvent sends events (adapter.Event values, or any struct/map with name and data) as a
+// step named id and returns their internal ids. It goes through the same validation and
+// fan-out as POST /e/{key}; a retried step never sends twice.
+func SendEvent(ctx context.Context, id string, events ...any) ([]string, error) {
+	raws := make([]json.RawMessage, len(events))
+	for i, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: event %d: %w", id, i, err)
+		}
+		raws[i] = b
+	}
+	return workflows.SendEvent(ctx, id, raws)
+}
