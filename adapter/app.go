@@ -22,7 +22,6 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -182,6 +181,21 @@ func (a *App) Temporal() client.Client { return a.temporal }
 // Options returns the resolved options.
 func (a *App) Options() Options { return a.opts }
 
+// Function resolves a function of this app by fully qualified id or by its own id
+// (workflows.Engine, for step.Invoke).
+func (a *App) Function(id string) (workflows.FunctionInfo, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	f, ok := a.functions[id]
+	if !ok {
+		f, ok = a.functions[a.opts.AppID+"-"+id]
+	}
+	if !ok {
+		return workflows.FunctionInfo{}, false
+	}
+	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: a.opts.TaskQueue, Retries: f.retries}, true
+}
+
 func (a *App) register(f *function) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -204,9 +218,9 @@ func (a *App) register(f *function) error {
 // Search attributes Tempest sets on every run, so the Web UI can list "the runs of
 // function F" (TempestFunctionID = "F") or "the runs for event E" (TempestEventID = "E").
 var (
-	SAFunctionID = temporal.NewSearchAttributeKeyKeyword("TempestFunctionID")
-	SAEventID    = temporal.NewSearchAttributeKeyKeyword("TempestEventID")
-	SAEventName  = temporal.NewSearchAttributeKeyKeyword("TempestEventName")
+	SAFunctionID = workflows.SAFunctionID
+	SAEventID    = workflows.SAEventID
+	SAEventName  = workflows.SAEventName
 )
 
 // SearchAttributes lists the custom search attributes a namespace needs for Tempest.

@@ -39,12 +39,27 @@ type Call struct {
 // side effects inside steps.
 type Handler func(ctx context.Context, call Call) (any, error)
 
-// Workflow returns the workflow function of a Tempest function. sender takes the events
-// the run sends (step.SendEvent, system events); nil sends none (unit tests).
-func Workflow(h Handler, sender activities.Sender) func(workflow.Context, RunInput) (any, error) {
+// Engine is what runs need from the app: a way to send events (step.SendEvent, system
+// events) and to find the functions step.Invoke targets.
+type Engine interface {
+	activities.Sender
+	// Function resolves an invoke target by fully qualified id or by id within the app.
+	Function(id string) (FunctionInfo, bool)
+}
+
+// FunctionInfo is what a run needs to start another function's run.
+type FunctionInfo struct {
+	Slug      string
+	TaskQueue string
+	Retries   int
+}
+
+// Workflow returns the workflow function of a Tempest function. engine nil (unit tests)
+// sends no events and invokes nothing.
+func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
-		st := &runState{wctx: wctx, in: in, sender: sender, memo: map[string]memoEntry{}}
-		out, err := st.run(h)
+		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
+		out, err := st.call(h)
 		switch {
 		case err == nil:
 			if eerr := st.emitFinished(wctx, "Completed", out, nil); eerr != nil {
@@ -67,8 +82,8 @@ func Workflow(h Handler, sender activities.Sender) func(workflow.Context, RunInp
 	}
 }
 
-// run calls the handler until it succeeds, fails for good, or the run is cancelled.
-func (st *runState) run(h Handler) (any, error) {
+// call invokes the handler until it succeeds, fails for good, or the run is cancelled.
+func (st *runState) call(h Handler) (any, error) {
 	ctx := context.WithValue(context.Background(), stateKey{}, st)
 	for attempt := 0; ; attempt++ {
 		st.seen = map[string]int{}
@@ -105,13 +120,20 @@ type memoEntry struct {
 	err  *StepError
 }
 
-type runState struct {
-	wctx    workflow.Context
+// run is what every coroutine of one run shares.
+type run struct {
 	in      RunInput
-	sender  activities.Sender
+	engine  Engine
 	memo    map[string]memoEntry // completed steps of this run, by unique id
 	seen    map[string]int       // ids used in the current handler invocation
 	failure *ErrorData           // why the run failed, for its system events
+}
+
+// runState is a run as seen from one workflow coroutine (the handler, or a parallel
+// branch): Temporal blocks a coroutine through its own workflow.Context.
+type runState struct {
+	wctx workflow.Context
+	*run
 }
 
 func stateFrom(ctx context.Context) (*runState, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/activities"
 )
 
 // MaxStepOutput is the largest step result, in bytes of JSON. Temporal rejects payloads over
@@ -174,8 +177,8 @@ func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if st.sender == nil {
-		return nil, errors.New("tempest: this run has no event sender")
+	if st.engine == nil {
+		return nil, errors.New("tempest: this run has no engine to send events")
 	}
 	uid := st.uniqueID(id)
 	born := workflow.GetInfo(st.wctx).WorkflowStartTime
@@ -184,7 +187,7 @@ func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]stri
 		eventIDs[i] = DeriveID(born, st.in.RunID, uid, strconv.Itoa(i))
 	}
 	data, err := st.runStep(uid, func(ctx context.Context) (json.RawMessage, error) {
-		ids, err := st.sender.SendEvents(ctx, events, eventIDs, false)
+		ids, err := st.engine.SendEvents(ctx, events, eventIDs, false)
 		if err != nil {
 			return nil, err
 		}
@@ -196,4 +199,28 @@ func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]stri
 	var ids []string
 	err = json.Unmarshal(data, &ids)
 	return ids, err
+}
+
+// Fetch performs a durable HTTP request as a step: retried per the step rules on transport
+// errors, 5xx and 429, memoized once it succeeds.
+func Fetch(ctx context.Context, id string, req activities.FetchRequest) (activities.FetchResponse, error) {
+	data, err := Run(ctx, id, func(ctx context.Context) (json.RawMessage, error) {
+		resp, err := activities.Fetch(ctx, http.DefaultClient, req)
+		var ra *activities.RetryAfter
+		switch {
+		case errors.Is(err, activities.ErrNotRetriable):
+			return nil, &NonRetriableError{Err: err}
+		case errors.As(err, &ra):
+			return nil, &RetryAfterError{Delay: ra.Delay, Err: err}
+		case err != nil:
+			return nil, err
+		}
+		return json.Marshal(resp)
+	})
+	if err != nil {
+		return activities.FetchResponse{}, err
+	}
+	var resp activities.FetchResponse
+	err = json.Unmarshal(data, &resp)
+	return resp, err
 }

@@ -58,7 +58,7 @@ func DeriveID(t time.Time, parts ...string) ulid.ULID {
 // emitFinished sends the run's system events. Runs triggered by function.finished/failed/
 // cancelled emit none, so a function that reacts to them cannot loop.
 func (st *runState) emitFinished(ctx workflow.Context, status string, result any, failure *ErrorData) error {
-	if st.sender == nil || len(st.in.Events) == 0 {
+	if st.engine == nil || len(st.in.Events) == 0 {
 		return nil
 	}
 	// Runs recorded before system events existed replay without them.
@@ -108,5 +108,5 @@ func (st *runState) emitFinished(ctx workflow.Context, status string, result any
 		RetryPolicy:            &temporal.RetryPolicy{MaximumInterval: time.Minute},
 		Summary:                "emit " + status + " events",
 	})
-	return workflow.ExecuteLocalActivity(lctx, activities.SendEvents, st.sender, events, eventIDs).Get(lctx, nil)
+	return workflow.ExecuteLocalActivity(lctx, activities.SendEvents, st.engine, events, eventIDs).Get(lctx, nil)
 }

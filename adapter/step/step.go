@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -69,4 +70,52 @@ func SendEvent(ctx context.Context, id string, events ...any) ([]string, error) 
 		raws[i] = b
 	}
 	return workflows.SendEvent(ctx, id, raws)
+}
+
+// InvokeOpts says which function step.Invoke runs: FunctionID is "<app>-<fn>" or an id in
+// this app; Data becomes the data of the inngest/function.invoked event the run receives;
+// Timeout (0: none) stops waiting, leaving the invoked run to go on.
+type InvokeOpts = workflows.InvokeOpts
+
+// Invoke runs another function as a child workflow and returns its output decoded into T.
+// A failed, cancelled or timed-out invoked run is a *adapter.StepError (not retried here:
+// the invoked function has its own retries).
+func Invoke[T any](ctx context.Context, id string, opts InvokeOpts) (T, error) {
+	var out T
+	data, err := workflows.Invoke(ctx, id, opts)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("step %q: decode the invoked run's output into %T: %w", id, out, err)
+	}
+	return out, nil
+}
+
+// FetchOpts is an HTTP request: URL, Method (default GET), Headers, Body.
+type FetchOpts = activities.FetchRequest
+
+// FetchResponse is the answer; Body is decoded into T (a string gets the raw body).
+type FetchResponse[T any] struct {
+	StatusCode int               `json:"status_code"`
+	Headers    map[string]string `json:"headers"`
+	Body       T                 `json:"body"`
+	URL        string            `json:"url"`
+}
+
+// Fetch makes a durable HTTP request as a step named id: transport errors, 5xx and 429 are
+// retried per the step rules (honouring Retry-After); other answers, 4xx included, are
+// returned. The response is memoized like any step result.
+func Fetch[T any](ctx context.Context, id string, opts FetchOpts) (FetchResponse[T], error) {
+	raw, err := workflows.Fetch(ctx, id, opts)
+	if err != nil {
+		return FetchResponse[T]{}, err
+	}
+	out := FetchResponse[T]{StatusCode: raw.StatusCode, Headers: raw.Headers, URL: raw.URL}
+	if s, ok := any(&out.Body).(*string); ok {
+		*s = raw.Body
+	} else if err := json.Unmarshal([]byte(raw.Body), &out.Body); err != nil {
+		return out, fmt.Errorf("step %q: decode the response body into %T: %w", id, out.Body, err)
+	}
+	return out, nil
 }
