@@ -1,5 +1,5 @@
 // Package activities holds the activity entry points of Tempest runs that are not user
-// steps: handing events to the ingest path (system events).
+// steps (system events, wait registration and claims) and the durable HTTP request.
 package activities
 
 import (
@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/tempestrun/tempest/flowcontrol"
 )
 
 // Sender accepts events sent by runs. internal allows Tempest's reserved inngest/ names.
@@ -19,4 +21,36 @@ type Sender interface {
 // (inngest/function.finished, .failed, .cancelled). Its recorded type is "SendEvents".
 func SendEvents(ctx context.Context, s Sender, events []json.RawMessage, eventIDs []ulid.ULID) ([]string, error) {
 	return s.SendEvents(ctx, events, eventIDs, true)
+}
+
+// Waiter registers and claims waits (flowcontrol.Waits behind the app).
+type Waiter interface {
+	RegisterWaits(ctx context.Context, waits []flowcontrol.Wait) error
+	ClaimWait(ctx context.Context, w flowcontrol.Wait, value string) (outcome int, prev string, err error)
+}
+
+// RegisterWaits is the local-activity entry point that indexes a run's waits in Redis.
+func RegisterWaits(ctx context.Context, w Waiter, waits []flowcontrol.Wait) error {
+	return w.RegisterWaits(ctx, waits)
+}
+
+// ClaimResult is the outcome of ClaimWait.
+type ClaimResult struct {
+	Outcome int    `json:"outcome"` // flowcontrol.Claimed, AlreadyClaimed or Gone
+	Prev    string `json:"prev,omitempty"`
+}
+
+// ClaimWait is the local-activity entry point that claims waits for the run itself (a
+// timeout, or the run's end releasing its cancel rules); prev is the winner's value when
+// an event got there first.
+func ClaimWait(ctx context.Context, w Waiter, waits []flowcontrol.Wait, value string) ([]ClaimResult, error) {
+	out := make([]ClaimResult, len(waits))
+	for i, wt := range waits {
+		n, prev, err := w.ClaimWait(ctx, wt, value)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ClaimResult{Outcome: n, Prev: prev}
+	}
+	return out, nil
 }

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -80,6 +81,8 @@ type App struct {
 	redis    redis.UniversalClient
 	owned    []func() // clients New opened, closed by Close
 	log      *slog.Logger
+	waits    *flowcontrol.Waits
+	exprs    sync.Map // CEL source -> *expr.Program, for wait conditions
 
 	mu        sync.RWMutex
 	functions map[string]*function // by slug
@@ -105,6 +108,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.owned = append(a.owned, func() { rc.Close() })
 		a.redis = rc
 	}
+	a.waits = flowcontrol.NewWaits(a.redis, nil)
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/tempestrun/tempest/internal/expr"
 	"github.com/tempestrun/tempest/workflows"
@@ -33,7 +34,24 @@ type FunctionOpts struct {
 	// it is registered as the function "<ID>-failure", triggered by inngest/function.failed
 	// for this function only, with 1 retry.
 	OnFailure SDKFunction[FunctionFailed]
+	// Cancel lists up to 5 events that cancel a running run (cancelOn): see Cancel.
+	Cancel []Cancel
 }
+
+// Cancel is a cancelOn rule: an event named Event, received after the run started and
+// matching If (CEL over `event`, the run's trigger, and `async`, the new event) or Match
+// (a path like "data.orderId" that must be equal in both), cancels the run at its next step
+// boundary. Without If or Match, every such event cancels every running run of the
+// function. Timeout (default one year, at most 366 days) is how long the rule applies.
+type Cancel struct {
+	Event   string
+	If      *string
+	Match   string
+	Timeout time.Duration
+}
+
+// MaxCancelRules is Inngest's limit of cancelOn rules per function.
+const MaxCancelRules = 5
 
 // FunctionFailed is the data of the system events inngest/function.failed, .finished and
 // .cancelled: the function, the run, its triggering event(s), and its result or error.
@@ -114,6 +132,7 @@ type function struct {
 	slug     string
 	retries  int
 	triggers []compiledTrigger
+	cancel   []workflows.CancelRule
 	handler  workflows.Handler
 }
 
@@ -185,6 +204,19 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 			return nil, fmt.Errorf("function %q: retries is %d, must be 0–%d", opts.ID, *opts.Retries, MaxRetries)
 		}
 		f.retries = *opts.Retries
+	}
+	if len(opts.Cancel) > MaxCancelRules {
+		return nil, fmt.Errorf("function %q: %d cancel rules, at most %d are allowed", opts.ID, len(opts.Cancel), MaxCancelRules)
+	}
+	for i, c := range opts.Cancel {
+		r := workflows.CancelRule{Event: c.Event, Match: c.Match, Timeout: c.Timeout}
+		if c.If != nil {
+			r.If = *c.If
+		}
+		if err := workflows.ValidateWait(r.Event, r.If, r.Match, r.Timeout, false); err != nil {
+			return nil, fmt.Errorf("function %q: cancel rule %d: %w", opts.ID, i, err)
+		}
+		f.cancel = append(f.cancel, r)
 	}
 	if trigger == nil || len(trigger.triggers()) == 0 {
 		return nil, fmt.Errorf("function %q: at least one trigger is required", opts.ID)

@@ -181,6 +181,9 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 			return nil, fmt.Errorf("store events: %w", err)
 		}
 	}
+	if err := a.deliver(ctx, evs, now); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -275,6 +278,7 @@ func (a *App) match(ev *accepted) []*function {
 func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
 	in := workflows.RunInput{
 		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
+		EventID: ev.internal.String(), Cancel: f.cancel,
 	}
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,

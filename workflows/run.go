@@ -27,6 +27,10 @@ type RunInput struct {
 	Retries int `json:"retries"`
 	// CorrelationID links a run started by step.Invoke to its caller.
 	CorrelationID string `json:"correlation_id,omitempty"`
+	// EventID is the internal id of the triggering event.
+	EventID string `json:"event_id,omitempty"`
+	// Cancel lists the function's cancelOn rules, as they were when the run started.
+	Cancel []CancelRule `json:"cancel,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -40,9 +44,10 @@ type Call struct {
 type Handler func(ctx context.Context, call Call) (any, error)
 
 // Engine is what runs need from the app: a way to send events (step.SendEvent, system
-// events) and to find the functions step.Invoke targets.
+// events), the wait index, and the functions step.Invoke targets.
 type Engine interface {
 	activities.Sender
+	activities.Waiter
 	// Function resolves an invoke target by fully qualified id or by id within the app.
 	Function(id string) (FunctionInfo, bool)
 }
@@ -59,7 +64,14 @@ type FunctionInfo struct {
 func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
 		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
+		if err := st.registerCancelRules(); err != nil {
+			return nil, err
+		}
 		out, err := st.call(h)
+		dctx, _ := workflow.NewDisconnectedContext(wctx)
+		if rerr := st.releaseCancelRules(dctx); rerr != nil {
+			return nil, rerr
+		}
 		switch {
 		case err == nil:
 			if eerr := st.emitFinished(wctx, "Completed", out, nil); eerr != nil {
@@ -68,7 +80,6 @@ func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, e
 			return out, nil
 		case temporal.IsCanceledError(err):
 			// The run's context is cancelled; the events still go out.
-			dctx, _ := workflow.NewDisconnectedContext(wctx)
 			if eerr := st.emitFinished(dctx, "Cancelled", nil, nil); eerr != nil {
 				return nil, eerr
 			}

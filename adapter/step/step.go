@@ -119,3 +119,26 @@ func Fetch[T any](ctx context.Context, id string, opts FetchOpts) (FetchResponse
 	}
 	return out, nil
 }
+
+// ErrEventNotReceived is what WaitForEvent returns when its timeout passes first.
+var ErrEventNotReceived = workflows.ErrEventNotReceived
+
+// WaitForEventOpts: Event (required), Timeout (required, at most 366 days), and If (CEL
+// over `event`, this run's trigger, and `async`, the candidate) or Match ("data.userId":
+// the value must be equal in both events).
+type WaitForEventOpts = workflows.WaitOpts
+
+// WaitForEvent pauses the run (holding no worker) until a matching event arrives after the
+// wait began, and returns it decoded into T (an adapter.GenericEvent[D], say). On timeout
+// it returns ErrEventNotReceived, which is not a failure of the run.
+func WaitForEvent[T any](ctx context.Context, id string, opts WaitForEventOpts) (T, error) {
+	var out T
+	data, err := workflows.WaitForEvent(ctx, id, opts)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("step %q: decode the event into %T: %w", id, out, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,184 @@
+package adapter_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/testenv"
+)
+
+// waitsFor blocks until n waits for events named name (with data.<field> == value when
+// field is set) are registered: tests send the awaited event only once the wait exists.
+func waitsFor(t *testing.T, name, field string, value any, n int) {
+	t.Helper()
+	_, rdb := testenv.Services(t)
+	ws := flowcontrol.NewWaits(rdb, nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := ws.Candidates(context.Background(), name, func(path string) (any, bool) {
+			if field == "" || path != "data."+field {
+				return nil, false
+			}
+			return value, true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %d waits for %s registered within 20s", n, name)
+}
+
+type order struct {
+	OrderID string `json:"orderId"`
+	Min     int    `json:"min"`
+}
+
+func TestWaitForEventMatchIfAndTimeout(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	ev := func(name string, data map[string]any) map[string]any {
+		return map[string]any{"name": name, "data": data}
+	}
+	pay := app.AppID() + "/payment.done"
+	mustCreate(t, app, "await-payment", adapter.EventTrigger(app.AppID()+"/order.created", nil),
+		func(ctx context.Context, in adapter.Input[order]) (any, error) {
+			opts := step.WaitForEventOpts{Event: pay, Timeout: 30 * time.Second, Match: "data.orderId"}
+			if in.Event.Data.OrderID == "short" {
+				opts.Timeout = time.Second
+			}
+			if in.Event.Data.Min > 0 {
+				opts = step.WaitForEventOpts{Event: pay, Timeout: 30 * time.Second, If: "async.data.amount >= event.data.min"}
+			}
+			got, err := step.WaitForEvent[adapter.Event](ctx, "wait-payment", opts)
+			if errors.Is(err, step.ErrEventNotReceived) {
+				return "timed out", nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return got.Data["amount"], nil
+		})
+	testenv.StartWorker(t, app)
+
+	a := send(t, app, ev(app.AppID()+"/order.created", map[string]any{"orderId": "A"}))
+	b := send(t, app, ev(app.AppID()+"/order.created", map[string]any{"orderId": "B"}))
+	waitsFor(t, pay, "orderId", "A", 1)
+	waitsFor(t, pay, "orderId", "B", 1)
+	send(t, app, ev(pay, map[string]any{"orderId": "B", "amount": 2}), ev(pay, map[string]any{"orderId": "A", "amount": 1}))
+	send(t, app, ev(pay, map[string]any{"orderId": "A", "amount": 99})) // A's wait was claimed: ignored
+	for id, want := range map[string]string{a[0]: "1", b[0]: "2"} {
+		r := waitRun(t, app, runsOf(t, app, id)[0].RunID)
+		if r.Status != api.StatusCompleted || string(r.Output) != want {
+			t.Errorf("run for %s: %s %s, want %s", id, r.Status, r.Output, want)
+		}
+	}
+
+	// If: the first event with a large enough amount wins.
+	c := send(t, app, ev(app.AppID()+"/order.created", map[string]any{"orderId": "C", "min": 10}))
+	waitsFor(t, pay, "", nil, 1)
+	send(t, app, ev(pay, map[string]any{"amount": 5}), ev(pay, map[string]any{"amount": 12}), ev(pay, map[string]any{"amount": 50}))
+	if r := waitRun(t, app, runsOf(t, app, c[0])[0].RunID); string(r.Output) != "12" {
+		t.Errorf("if-wait got %s, want 12", r.Output)
+	}
+
+	// An event sent before the wait began does not count; the timeout is not a failure.
+	send(t, app, ev(pay, map[string]any{"orderId": "short", "amount": 7}))
+	d := send(t, app, ev(app.AppID()+"/order.created", map[string]any{"orderId": "short"}))
+	if r := waitRun(t, app, runsOf(t, app, d[0])[0].RunID); r.Status != api.StatusCompleted || string(r.Output) != `"timed out"` {
+		t.Errorf("timeout run: %s %s", r.Status, r.Output)
+	}
+}
+
+func TestWaitForEventBadOptionsFailTheRun(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	mustCreate(t, app, "bad-wait", adapter.EventTrigger("test/badwait", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.WaitForEvent[any](ctx, "w", step.WaitForEventOpts{Event: "x", Timeout: time.Minute, If: "async.data.x ==", Match: ""})
+		})
+	testenv.StartWorker(t, app)
+	ids := send(t, app, map[string]any{"name": "test/badwait"})
+	r := waitRun(t, app, runsOf(t, app, ids[0])[0].RunID)
+	if r.Status != api.StatusFailed || !bytesContains(r.Output, "invalid expression") {
+		t.Fatalf("%s %s", r.Status, r.Output)
+	}
+}
+
+func TestCancelOn(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	created, cancelled := app.AppID()+"/order.created", app.AppID()+"/order.cancelled"
+	sleeper := func(ctx context.Context, in adapter.Input[order]) (any, error) {
+		return nil, step.Sleep(ctx, "nap", time.Hour)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "fulfil",
+		Cancel: []adapter.Cancel{{Event: cancelled, Match: "data.orderId"}}}, adapter.EventTrigger(created, nil), sleeper); err != nil {
+		t.Fatal(err)
+	}
+	// Cancelled by the next event of its own trigger, never by its own.
+	self := app.AppID() + "/self"
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "latest-only",
+		Cancel: []adapter.Cancel{{Event: self}}}, adapter.EventTrigger(self, nil), sleeper); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	x := send(t, app, map[string]any{"name": created, "data": map[string]any{"orderId": "X"}})
+	y := send(t, app, map[string]any{"name": created, "data": map[string]any{"orderId": "Y"}})
+	waitsFor(t, cancelled, "orderId", "X", 1)
+	waitsFor(t, cancelled, "orderId", "Y", 1)
+	send(t, app, map[string]any{"name": cancelled, "data": map[string]any{"orderId": "X"}})
+	if r := waitRun(t, app, runsOf(t, app, x[0])[0].RunID); r.Status != api.StatusCancelled {
+		t.Fatalf("X: %s", r.Status)
+	}
+	yRun, err := app.Run(context.Background(), runsOf(t, app, y[0])[0].RunID)
+	if err != nil || yRun.Status != api.StatusRunning {
+		t.Fatalf("Y should still run: %+v %v", yRun, err)
+	}
+	_ = app.CancelRun(context.Background(), yRun.RunID)
+
+	first := send(t, app, map[string]any{"name": self})
+	waitsFor(t, self, "", nil, 1)
+	second := send(t, app, map[string]any{"name": self})
+	if r := waitRun(t, app, runsOf(t, app, first[0])[0].RunID); r.Status != api.StatusCancelled {
+		t.Fatalf("first self run: %s", r.Status)
+	}
+	secondRun := runsOf(t, app, second[0])[0]
+	if secondRun.Status != api.StatusRunning {
+		t.Fatalf("second self run was cancelled by its own trigger: %s", secondRun.Status)
+	}
+	_ = app.CancelRun(context.Background(), secondRun.RunID)
+}
+
+func TestCancelRuleValidation(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
+	for _, c := range []struct {
+		rules []adapter.Cancel
+		msg   string
+	}{
+		{[]adapter.Cancel{{}}, "event name is required"},
+		{[]adapter.Cancel{{Event: "a", If: adapter.Ptr("x"), Match: "data.id"}}, "set If or Match, not both"},
+		{[]adapter.Cancel{{Event: "a", If: adapter.Ptr("async.data.x >")}}, "invalid expression"},
+		{[]adapter.Cancel{{Event: "a", Timeout: 400 * 24 * time.Hour}}, "out of range"},
+		{make([]adapter.Cancel, 6), "at most 5"},
+	} {
+		_, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "c", Cancel: c.rules}, adapter.EventTrigger("a/b", nil), noop)
+		if err == nil || !bytesContains([]byte(err.Error()), c.msg) {
+			t.Errorf("rules %+v: err %v, want %q", c.rules, err, c.msg)
+		}
+	}
+}
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -1,0 +1,242 @@
+// Package flowcontrol keeps Tempest's coordination state in Redis: the index of runs waiting
+// for events (step.WaitForEvent) and of cancel rules (cancelOn). Every key of one event name
+// shares a hash tag, so Redis Cluster keeps them in one slot and scripts stay atomic.
+package flowcontrol
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Kinds of waits.
+const (
+	KindWait   = "wait"   // step.WaitForEvent: the matching event resumes the run
+	KindCancel = "cancel" // cancelOn: the matching event cancels the run
+)
+
+// Wait is one registered wait: a run that reacts to the next matching event.
+type Wait struct {
+	ID         string `json:"id"` // unique per run: "<run id>/<step or rule id>"
+	Kind       string `json:"kind"`
+	Event      string `json:"event"` // event name
+	WorkflowID string `json:"workflow_id"`
+	Signal     string `json:"signal,omitempty"` // KindWait: the signal that delivers the event
+	// MatchPath and MatchValue index the wait by value: the event matches when its value at
+	// MatchPath ("data.userId") equals MatchValue. An empty MatchPath means no match rule.
+	MatchPath  string `json:"match_path,omitempty"`
+	MatchValue any    `json:"match_value,omitempty"`
+	// If is CEL over `event` (Trigger) and `async` (the candidate).
+	If        string          `json:"if,omitempty"`
+	Trigger   json.RawMessage `json:"trigger,omitempty"`
+	TriggerID string          `json:"trigger_id,omitempty"` // internal id of the run's own event
+	Created   int64           `json:"created"`              // unix ms, set by Register
+	Expires   int64           `json:"expires"`              // unix ms
+}
+
+// Waits is the Redis index of waits.
+type Waits struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// NewWaits returns the index on rdb; now is the clock (nil: time.Now).
+func NewWaits(rdb redis.UniversalClient, now func() time.Time) *Waits {
+	if now == nil {
+		now = time.Now
+	}
+	return &Waits{rdb: rdb, now: now}
+}
+
+func tag(event string) string               { return "tempest:{w:" + event + "}" }
+func waitKey(event, id string) string       { return tag(event) + ":wait:" + id }
+func anyKey(event string) string            { return tag(event) + ":any" }
+func pathsKey(event string) string          { return tag(event) + ":paths" }
+func matchKey(event, path, v string) string { return tag(event) + ":m:" + path + ":" + v }
+
+// indexKey is the sorted set a wait is listed in.
+func (w *Wait) indexKey() (string, bool) {
+	if w.MatchPath == "" {
+		return anyKey(w.Event), true
+	}
+	v, ok := ValueKey(w.MatchValue)
+	if !ok {
+		return "", false // null never equals anything: the wait can only time out
+	}
+	return matchKey(w.Event, w.MatchPath, v), true
+}
+
+// ValueKey is the index form of a match value: type-tagged, so 1 and "1" differ. Objects,
+// arrays and null are not indexable (ok false).
+func ValueKey(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return "s:" + x, true
+	case float64:
+		return "n:" + strconv.FormatFloat(x, 'g', -1, 64), true
+	case int:
+		return "n:" + strconv.Itoa(x), true
+	case int64:
+		return "n:" + strconv.FormatInt(x, 10), true
+	case json.Number:
+		f, err := x.Float64()
+		return "n:" + strconv.FormatFloat(f, 'g', -1, 64), err == nil
+	case bool:
+		return "b:" + strconv.FormatBool(x), true
+	}
+	return "", false
+}
+
+// Register stores waits (idempotent: registering again changes nothing but Created).
+func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
+	now := ws.now().UnixMilli()
+	pipe := ws.rdb.Pipeline()
+	for i := range waits {
+		w := &waits[i]
+		if w.Created == 0 {
+			w.Created = now
+		}
+		spec, err := json.Marshal(w)
+		if err != nil {
+			return fmt.Errorf("wait %s: %w", w.ID, err)
+		}
+		key := waitKey(w.Event, w.ID)
+		// HSETNX: a retried registration must not clear a claim made in between.
+		pipe.HSetNX(ctx, key, "spec", spec)
+		pipe.PExpireAt(ctx, key, time.UnixMilli(w.Expires).Add(24*time.Hour))
+		idx, ok := w.indexKey()
+		if !ok {
+			continue
+		}
+		pipe.ZAddNX(ctx, idx, redis.Z{Score: float64(w.Expires), Member: w.ID})
+		pipe.PExpireAt(ctx, idx, time.UnixMilli(w.Expires).Add(24*time.Hour))
+		if w.MatchPath != "" {
+			pipe.SAdd(ctx, pathsKey(w.Event), w.MatchPath)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("register waits: %w", err)
+	}
+	return nil
+}
+
+//go:embed claim.lua
+var claimSrc string
+
+var claimScript = redis.NewScript(claimSrc)
+
+// Outcome of a claim.
+const (
+	Claimed        = 1  // this call claimed the wait
+	AlreadyClaimed = 0  // someone claimed it before: Prev holds what they stored
+	Gone           = -1 // the wait does not exist (expired, or never registered)
+)
+
+// Claim takes a wait atomically, storing value (the event that resumes it, or a marker such
+// as "~timeout"). Of an event and a timeout racing for one wait, exactly one wins; the loser
+// learns the winner's value.
+func (ws *Waits) Claim(ctx context.Context, w Wait, value string) (outcome int, prev string, err error) {
+	idx, _ := w.indexKey()
+	if idx == "" {
+		idx = anyKey(w.Event) // not listed anywhere: ZREM on it is a no-op, same slot
+	}
+	res, err := claimScript.Run(ctx, ws.rdb, []string{waitKey(w.Event, w.ID), idx}, value, w.ID).Slice()
+	if err != nil {
+		return 0, "", fmt.Errorf("claim wait %s: %w", w.ID, err)
+	}
+	n, _ := res[0].(int64)
+	if len(res) > 1 {
+		prev, _ = res[1].(string)
+	}
+	return int(n), prev, nil
+}
+
+// Candidates lists the live waits for an event of this name whose match rule the event's
+// fields satisfy (If is left to the caller). It costs three pipelined round trips whatever
+// the number of waiting runs on other values.
+func (ws *Waits) Candidates(ctx context.Context, name string, lookup func(path string) (any, bool)) ([]Wait, error) {
+	now := strconv.FormatInt(ws.now().UnixMilli(), 10)
+	pipe := ws.rdb.Pipeline()
+	paths := pipe.SMembers(ctx, pathsKey(name))
+	anyIDs := pipe.ZRangeByScore(ctx, anyKey(name), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("wait lookup %s: %w", name, err)
+	}
+	ids := anyIDs.Val()
+	if len(paths.Val()) > 0 {
+		pipe = ws.rdb.Pipeline()
+		var cmds []*redis.StringSliceCmd
+		for _, p := range paths.Val() {
+			v, ok := lookup(p)
+			if !ok {
+				continue
+			}
+			vk, ok := ValueKey(v)
+			if !ok {
+				continue
+			}
+			cmds = append(cmds, pipe.ZRangeByScore(ctx, matchKey(name, p, vk), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}))
+		}
+		if len(cmds) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("wait lookup %s: %w", name, err)
+			}
+			for _, c := range cmds {
+				ids = append(ids, c.Val()...)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe = ws.rdb.Pipeline()
+	specs := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		specs[i] = pipe.HMGet(ctx, waitKey(name, id), "spec", "claimed")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("wait lookup %s: %w", name, err)
+	}
+	var out []Wait
+	for _, c := range specs {
+		vals := c.Val()
+		spec, _ := vals[0].(string)
+		if spec == "" || vals[1] != nil { // expired or already claimed
+			continue
+		}
+		var w Wait
+		if err := json.Unmarshal([]byte(spec), &w); err != nil {
+			return nil, fmt.Errorf("wait spec: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// Lookup reads a dotted path ("data.user.id") in a decoded JSON object.
+func Lookup(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for len(path) > 0 {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		key := path
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			key, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if cur, ok = obj[key]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
