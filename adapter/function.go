@@ -36,6 +36,16 @@ type FunctionOpts struct {
 	OnFailure SDKFunction[FunctionFailed]
 	// Cancel lists up to 5 events that cancel a running run (cancelOn): see Cancel.
 	Cancel []Cancel
+	// Timeouts cancel (not fail) runs that wait too long to start or take too long.
+	Timeouts *Timeouts
+}
+
+// Timeouts of a run. Start counts from the run's creation to its first step (it matters
+// when runs wait to start); Finish counts from the first step to the end: when it passes,
+// the step in flight completes and the run is cancelled before the next one. nil: none.
+type Timeouts struct {
+	Start  *time.Duration
+	Finish *time.Duration
 }
 
 // Cancel is a cancelOn rule: an event named Event, received after the run started and
@@ -134,6 +144,8 @@ type function struct {
 	triggers []compiledTrigger
 	cancel   []workflows.CancelRule
 	handler  workflows.Handler
+
+	startTimeout, finishTimeout time.Duration
 }
 
 type compiledTrigger struct {
@@ -204,6 +216,19 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 			return nil, fmt.Errorf("function %q: retries is %d, must be 0–%d", opts.ID, *opts.Retries, MaxRetries)
 		}
 		f.retries = *opts.Retries
+	}
+	if t := opts.Timeouts; t != nil {
+		for name, d := range map[string]*time.Duration{"start": t.Start, "finish": t.Finish} {
+			if d != nil && *d <= 0 {
+				return nil, fmt.Errorf("function %q: %s timeout %s must be more than 0", opts.ID, name, *d)
+			}
+		}
+		if t.Start != nil {
+			f.startTimeout = *t.Start
+		}
+		if t.Finish != nil {
+			f.finishTimeout = *t.Finish
+		}
 	}
 	if len(opts.Cancel) > MaxCancelRules {
 		return nil, fmt.Errorf("function %q: %d cancel rules, at most %d are allowed", opts.ID, len(opts.Cancel), MaxCancelRules)

@@ -44,6 +44,7 @@ type inbound struct {
 // accepted is a validated event with its internal id.
 type accepted struct {
 	internal ulid.ULID
+	received time.Time
 	ev       inbound
 	norm     json.RawMessage // the event as functions see it
 	mapForm  map[string]any  // decoded lazily for CEL
@@ -119,6 +120,7 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 			return nil, &api.InputError{Msg: err.Error()}
 		}
 		ev.internal = idOf(i)
+		ev.received = now
 		if err := ev.normalize(internal); err != nil {
 			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
 		}
@@ -278,7 +280,8 @@ func (a *App) match(ev *accepted) []*function {
 func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
 	in := workflows.RunInput{
 		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
-		EventID: ev.internal.String(), Cancel: f.cancel,
+		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: ev.received.UnixMilli(),
+		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 	}
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,

@@ -177,3 +177,47 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("flaky endpoint hit %d times, want 2 (one 503, one retry)", hits.Load())
 	}
 }
+
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	var after atomic.Int32
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "finish", Timeouts: &adapter.Timeouts{Finish: adapter.Ptr(time.Second)}},
+		adapter.EventTrigger("test/finish", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			if _, err := step.Run(ctx, "slow", func(context.Context) (int, error) { time.Sleep(1500 * time.Millisecond); return 1, nil }); err != nil {
+				return nil, err
+			}
+			return step.Run(ctx, "next", func(context.Context) (int32, error) { return after.Add(1), nil })
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "start", Timeouts: &adapter.Timeouts{Start: adapter.Ptr(time.Second)}},
+		adapter.EventTrigger("test/start", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return "started", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "bad", Timeouts: &adapter.Timeouts{Start: adapter.Ptr(-time.Second)}},
+		adapter.EventTrigger("test/x", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }); err == nil {
+		t.Fatal("a negative timeout was accepted")
+	}
+	// The start-timeout run is created while no worker runs, and starts 1.5 s later.
+	late := send(t, app, map[string]any{"name": "test/start"})
+	time.Sleep(1500 * time.Millisecond)
+	testenv.StartWorker(t, app)
+	if r := waitRun(t, app, runsOf(t, app, late[0])[0].RunID); r.Status != api.StatusCancelled {
+		t.Fatalf("start timeout: %s %s", r.Status, r.Output)
+	}
+	onTime := send(t, app, map[string]any{"name": "test/start"})
+	if r := waitRun(t, app, runsOf(t, app, onTime[0])[0].RunID); r.Status != api.StatusCompleted {
+		t.Fatalf("a run that started in time: %s", r.Status)
+	}
+	ids := send(t, app, map[string]any{"name": "test/finish"})
+	if r := waitRun(t, app, runsOf(t, app, ids[0])[0].RunID); r.Status != api.StatusCancelled {
+		t.Fatalf("finish timeout: %s %s", r.Status, r.Output)
+	}
+	if after.Load() != 0 {
+		t.Fatal("the step after the finish timeout ran")
+	}
+}

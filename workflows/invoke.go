@@ -47,6 +47,9 @@ func Invoke(ctx context.Context, id string, opts InvokeOpts) (json.RawMessage, e
 		}
 		return m.data, nil
 	}
+	if err := st.checkDeadline(); err != nil {
+		return nil, err
+	}
 	fail := func(name, msg string) (json.RawMessage, error) {
 		se := &StepError{StepID: uid, Name: name, Message: msg}
 		st.memo[uid] = memoEntry{err: se}

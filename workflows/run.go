@@ -31,6 +31,12 @@ type RunInput struct {
 	EventID string `json:"event_id,omitempty"`
 	// Cancel lists the function's cancelOn rules, as they were when the run started.
 	Cancel []CancelRule `json:"cancel,omitempty"`
+	// ScheduledAt is when the run was created (unix ms), the origin of StartTimeout.
+	ScheduledAt int64 `json:"scheduled_at,omitempty"`
+	// StartTimeout cancels the run if it has not started this long after ScheduledAt;
+	// FinishTimeout cancels it this long after it started (at the next step boundary).
+	StartTimeout  time.Duration `json:"start_timeout,omitempty"`
+	FinishTimeout time.Duration `json:"finish_timeout,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -64,6 +70,27 @@ type FunctionInfo struct {
 func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
 		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
+		if in.StartTimeout > 0 && in.ScheduledAt > 0 &&
+			workflow.Now(wctx).Sub(time.UnixMilli(in.ScheduledAt)) > in.StartTimeout {
+			// Timeouts cancel, they do not fail.
+			if err := st.emitFinished(wctx, "Cancelled", nil, nil); err != nil {
+				return nil, err
+			}
+			return nil, temporal.NewCanceledError("start timeout: the run did not start within " + in.StartTimeout.String())
+		}
+		if in.FinishTimeout > 0 {
+			// The handler's context is cancelled when the finish timeout passes: a step in
+			// flight completes, and the run stops at the next step boundary.
+			hctx, cancel := workflow.WithCancel(wctx)
+			st.wctx, st.cancel = hctx, cancel
+			st.deadline = workflow.Now(wctx).Add(in.FinishTimeout)
+			timer := workflow.NewTimerWithOptions(wctx, in.FinishTimeout, workflow.TimerOptions{Summary: "finish timeout " + in.FinishTimeout.String()})
+			workflow.Go(wctx, func(gctx workflow.Context) {
+				if timer.Get(gctx, nil) == nil {
+					cancel()
+				}
+			})
+		}
 		if err := st.registerCancelRules(); err != nil {
 			return nil, err
 		}
@@ -138,6 +165,29 @@ type run struct {
 	memo    map[string]memoEntry // completed steps of this run, by unique id
 	seen    map[string]int       // ids used in the current handler invocation
 	failure *ErrorData           // why the run failed, for its system events
+
+	// With a finish timeout: when it passes, and what cancels the handler's context.
+	deadline time.Time
+	cancel   func()
+	lastEnd  time.Time // when the last step attempt ended (workflow time lags behind it)
+}
+
+// checkDeadline cancels the run at a step boundary once the finish timeout has passed. A
+// step that runs past the deadline completes in the same workflow task as the next step
+// would start, before the timer reaches the workflow: its recorded end time tells.
+func (st *runState) checkDeadline() error {
+	if st.cancel == nil {
+		return nil
+	}
+	now := workflow.Now(st.wctx)
+	if st.lastEnd.After(now) {
+		now = st.lastEnd
+	}
+	if now.After(st.deadline) {
+		st.cancel()
+		return temporal.NewCanceledError("finish timeout")
+	}
+	return nil
 }
 
 // runState is a run as seen from one workflow coroutine (the handler, or a parallel

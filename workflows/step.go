@@ -30,6 +30,8 @@ const StepTimeout = 30 * time.Minute
 type StepOutput struct {
 	ID   string          `json:"id"`
 	Data json.RawMessage `json:"data"`
+	// Ended is when the attempt finished (unix ms), for the finish timeout.
+	Ended int64 `json:"ended,omitempty"`
 }
 
 // StepFunc is a step body with its result already encoded as JSON.
@@ -65,7 +67,7 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 			fmt.Sprintf("step %q returned %d bytes of JSON, over the limit of %d", id, len(data), MaxStepOutput),
 			"OutputTooLarge", nil)
 	}
-	return StepOutput{ID: id, Data: data}, nil
+	return StepOutput{ID: id, Data: data, Ended: time.Now().UnixMilli()}, nil
 }
 
 // Run executes a step: memoized by id, each attempt one local activity, retried per the
@@ -87,6 +89,9 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		return m.data, nil
 	}
 	for attempt := 0; ; attempt++ {
+		if err := st.checkDeadline(); err != nil {
+			return nil, err
+		}
 		summary := id
 		if attempt > 0 {
 			summary = fmt.Sprintf("%s (attempt %d)", id, attempt+1)
@@ -106,6 +111,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 					"keep the order of existing steps or version the change with workflow.GetVersion", out.ID, id))
 			}
 			st.memo[id] = memoEntry{data: out.Data}
+			st.lastEnd = time.UnixMilli(out.Ended)
 			return out.Data, nil
 		}
 		if st.wctx.Err() != nil {
@@ -150,6 +156,9 @@ func Sleep(ctx context.Context, id string, d time.Duration) error {
 	id = st.uniqueID(id)
 	if _, ok := st.memo[id]; ok {
 		return nil
+	}
+	if err := st.checkDeadline(); err != nil {
+		return err
 	}
 	if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
 		Summary: fmt.Sprintf("sleep %s (%s)", id, d),

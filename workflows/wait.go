@@ -126,6 +126,9 @@ func WaitForEvent(ctx context.Context, id string, opts WaitOpts) (json.RawMessag
 		}
 		return m.data, nil
 	}
+	if err := st.checkDeadline(); err != nil {
+		return nil, err
+	}
 	if err := ValidateWait(opts.Event, opts.If, opts.Match, opts.Timeout, true); err != nil {
 		return nil, &NonRetriableError{Err: fmt.Errorf("step %q: wait for event: %w", uid, err)}
 	}
