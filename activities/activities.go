@@ -54,3 +54,13 @@ func ClaimWait(ctx context.Context, w Waiter, waits []flowcontrol.Wait, value st
 	}
 	return out, nil
 }
+
+// Locker releases the singleton lock of a run that ended.
+type Locker interface {
+	ReleaseSingleton(ctx context.Context, key, runID string) error
+}
+
+// ReleaseSingleton is the local-activity entry point that frees a run's singleton lock.
+func ReleaseSingleton(ctx context.Context, l Locker, key, runID string) error {
+	return l.ReleaseSingleton(ctx, key, runID)
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/expr"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -38,6 +39,17 @@ type FunctionOpts struct {
 	Cancel []Cancel
 	// Timeouts cancel (not fail) runs that wait too long to start or take too long.
 	Timeouts *Timeouts
+	// Singleton allows one active run per key: see Singleton.
+	Singleton *Singleton
+}
+
+// Singleton keeps at most one active (running, sleeping or waiting) run per key. Key is CEL
+// over `event` (nil: one per function); a key that evaluates to false, or fails, leaves the
+// event out of the rule. Mode "skip" records a new run as Skipped while another holds the
+// key; "cancel" cancels the holder and starts the new run.
+type Singleton struct {
+	Key  *string
+	Mode string
 }
 
 // Timeouts of a run. Start counts from the run's creation to its first step (it matters
@@ -146,6 +158,8 @@ type function struct {
 	handler  workflows.Handler
 
 	startTimeout, finishTimeout time.Duration
+	singletonMode               string        // "" when the function is not a singleton
+	singletonKey                *expr.Program // nil: one run per function
 }
 
 type compiledTrigger struct {
@@ -228,6 +242,19 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 		}
 		if t.Finish != nil {
 			f.finishTimeout = *t.Finish
+		}
+	}
+	if sg := opts.Singleton; sg != nil {
+		if sg.Mode != flowcontrol.SingletonSkip && sg.Mode != flowcontrol.SingletonCancel {
+			return nil, fmt.Errorf("function %q: singleton mode %q: use \"skip\" or \"cancel\"", opts.ID, sg.Mode)
+		}
+		f.singletonMode = sg.Mode
+		if sg.Key != nil {
+			p, err := expr.Compile(*sg.Key)
+			if err != nil {
+				return nil, fmt.Errorf("function %q: singleton key: %w", opts.ID, err)
+			}
+			f.singletonKey = p
 		}
 	}
 	if len(opts.Cancel) > MaxCancelRules {

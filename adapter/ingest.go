@@ -278,12 +278,17 @@ func (a *App) match(ev *accepted) []*function {
 // function and event, and reuse is rejected, so a retried ingest finds the run already
 // there (even if it has completed) and starts nothing.
 func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
+	lock, skip, err := a.admitSingleton(ctx, f, runID, ev)
+	if err != nil || skip {
+		return err
+	}
 	in := workflows.RunInput{
+		Singleton:  lock,
 		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
 		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: ev.received.UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 	}
-	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,
 		TaskQueue:                                a.opts.TaskQueue,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,

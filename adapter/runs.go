@@ -68,7 +68,7 @@ func (a *App) Run(ctx context.Context, id string) (*api.FunctionRun, error) {
 	desc, err := a.temporal.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
+		return a.skipped(ctx, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("describe run %s: %w", id, err)

@@ -182,3 +182,61 @@ func TestCancelRuleValidation(t *testing.T) {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+func TestSingleton(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	nap := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+		return nil, step.Sleep(ctx, "nap", time.Hour)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "skip",
+		Singleton: &adapter.Singleton{Key: adapter.Ptr("event.data.user"), Mode: "skip"}}, adapter.EventTrigger("test/skip", nil), nap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "cancel",
+		Singleton: &adapter.Singleton{Mode: "cancel"}}, adapter.EventTrigger("test/cancel", nil), nap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "bad", Singleton: &adapter.Singleton{Mode: "queue"}},
+		adapter.EventTrigger("test/x", nil), nap); err == nil || !strings.Contains(err.Error(), `use "skip" or "cancel"`) {
+		t.Fatalf("bad mode: %v", err)
+	}
+	testenv.StartWorker(t, app)
+	ctx := context.Background()
+	runOf := func(name, user string) api.FunctionRun {
+		ids := send(t, app, map[string]any{"name": name, "data": map[string]any{"user": user}})
+		return runsOf(t, app, ids[0])[0]
+	}
+	first := runOf("test/skip", "u1")
+	if first.Status != api.StatusRunning {
+		t.Fatalf("first run %s", first.Status)
+	}
+	second := runOf("test/skip", "u1")
+	if second.Status != api.StatusSkipped || !strings.Contains(string(second.Output), first.RunID) {
+		t.Fatalf("second run for the same key: %s %s", second.Status, second.Output)
+	}
+	if other := runOf("test/skip", "u2"); other.Status != api.StatusRunning {
+		t.Fatalf("a run for another key: %s", other.Status)
+	} else {
+		defer app.CancelRun(ctx, other.RunID)
+	}
+	if err := app.CancelRun(ctx, first.RunID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, app, first.RunID)
+	third := runOf("test/skip", "u1")
+	if third.Status != api.StatusRunning {
+		t.Fatalf("after the holder ended, a new run: %s", third.Status)
+	}
+	defer app.CancelRun(ctx, third.RunID)
+
+	a := runOf("test/cancel", "")
+	b := runOf("test/cancel", "")
+	if r := waitRun(t, app, a.RunID); r.Status != api.StatusCancelled {
+		t.Fatalf("cancel mode: the holder is %s", r.Status)
+	}
+	if r, _ := app.Run(ctx, b.RunID); r.Status != api.StatusRunning {
+		t.Fatalf("cancel mode: the new run is %s", r.Status)
+	}
+	app.CancelRun(ctx, b.RunID)
+}

@@ -38,6 +38,8 @@ const (
 	StatusCompleted = "Completed"
 	StatusFailed    = "Failed"
 	StatusCancelled = "Cancelled"
+	// StatusSkipped is a run that never started (a singleton's key was held).
+	StatusSkipped = "Skipped"
 )
 
 // FunctionRun is Inngest's REST run shape.

@@ -37,6 +37,8 @@ type RunInput struct {
 	// FinishTimeout cancels it this long after it started (at the next step boundary).
 	StartTimeout  time.Duration `json:"start_timeout,omitempty"`
 	FinishTimeout time.Duration `json:"finish_timeout,omitempty"`
+	// Singleton is the Redis key of the singleton lock the run holds, released at its end.
+	Singleton string `json:"singleton,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -54,6 +56,7 @@ type Handler func(ctx context.Context, call Call) (any, error)
 type Engine interface {
 	activities.Sender
 	activities.Waiter
+	activities.Locker
 	// Function resolves an invoke target by fully qualified id or by id within the app.
 	Function(id string) (FunctionInfo, bool)
 }
@@ -70,54 +73,64 @@ type FunctionInfo struct {
 func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
 		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
-		if in.StartTimeout > 0 && in.ScheduledAt > 0 &&
-			workflow.Now(wctx).Sub(time.UnixMilli(in.ScheduledAt)) > in.StartTimeout {
-			// Timeouts cancel, they do not fail.
-			if err := st.emitFinished(wctx, "Cancelled", nil, nil); err != nil {
-				return nil, err
-			}
-			return nil, temporal.NewCanceledError("start timeout: the run did not start within " + in.StartTimeout.String())
-		}
-		if in.FinishTimeout > 0 {
-			// The handler's context is cancelled when the finish timeout passes: a step in
-			// flight completes, and the run stops at the next step boundary.
-			hctx, cancel := workflow.WithCancel(wctx)
-			st.wctx, st.cancel = hctx, cancel
-			st.deadline = workflow.Now(wctx).Add(in.FinishTimeout)
-			timer := workflow.NewTimerWithOptions(wctx, in.FinishTimeout, workflow.TimerOptions{Summary: "finish timeout " + in.FinishTimeout.String()})
-			workflow.Go(wctx, func(gctx workflow.Context) {
-				if timer.Get(gctx, nil) == nil {
-					cancel()
-				}
-			})
-		}
-		if err := st.registerCancelRules(); err != nil {
-			return nil, err
-		}
-		out, err := st.call(h)
+		out, err := st.execute(h)
+		// What the run holds is released whatever happened (the run's context may be
+		// cancelled, so this runs disconnected from it).
 		dctx, _ := workflow.NewDisconnectedContext(wctx)
 		if rerr := st.releaseCancelRules(dctx); rerr != nil {
 			return nil, rerr
 		}
-		switch {
-		case err == nil:
-			if eerr := st.emitFinished(wctx, "Completed", out, nil); eerr != nil {
-				return nil, eerr
-			}
-			return out, nil
-		case temporal.IsCanceledError(err):
-			// The run's context is cancelled; the events still go out.
-			if eerr := st.emitFinished(dctx, "Cancelled", nil, nil); eerr != nil {
-				return nil, eerr
-			}
-			return nil, err
-		default:
-			if eerr := st.emitFinished(wctx, "Failed", nil, st.failure); eerr != nil {
-				return nil, eerr
-			}
-			return nil, err
+		if rerr := st.releaseSingleton(dctx); rerr != nil {
+			return nil, rerr
 		}
+		status, failure := "Completed", (*ErrorData)(nil)
+		switch {
+		case temporal.IsCanceledError(err):
+			status = "Cancelled"
+		case err != nil:
+			status, failure = "Failed", st.failure
+		}
+		if eerr := st.emitFinished(dctx, status, out, failure); eerr != nil {
+			return nil, eerr
+		}
+		return out, err
 	}
+}
+
+// execute checks the start timeout, arms the finish timeout, registers the cancel rules and
+// calls the handler.
+func (st *runState) execute(h Handler) (any, error) {
+	in, wctx := st.in, st.wctx
+	if in.StartTimeout > 0 && in.ScheduledAt > 0 && workflow.Now(wctx).Sub(time.UnixMilli(in.ScheduledAt)) > in.StartTimeout {
+		// Timeouts cancel, they do not fail.
+		return nil, temporal.NewCanceledError("start timeout: the run did not start within " + in.StartTimeout.String())
+	}
+	if in.FinishTimeout > 0 {
+		// The handler's context is cancelled when the finish timeout passes: a step in
+		// flight completes, and the run stops at the next step boundary.
+		hctx, cancel := workflow.WithCancel(wctx)
+		st.wctx, st.cancel = hctx, cancel
+		st.deadline = workflow.Now(wctx).Add(in.FinishTimeout)
+		timer := workflow.NewTimerWithOptions(wctx, in.FinishTimeout, workflow.TimerOptions{Summary: "finish timeout " + in.FinishTimeout.String()})
+		workflow.Go(wctx, func(gctx workflow.Context) {
+			if timer.Get(gctx, nil) == nil {
+				cancel()
+			}
+		})
+	}
+	if err := st.registerCancelRules(); err != nil {
+		return nil, err
+	}
+	return st.call(h)
+}
+
+// releaseSingleton frees the run's singleton lock.
+func (st *runState) releaseSingleton(ctx workflow.Context) error {
+	if st.in.Singleton == "" || st.engine == nil {
+		return nil
+	}
+	lctx := st.waitLA(ctx, "release singleton")
+	return workflow.ExecuteLocalActivity(lctx, activities.ReleaseSingleton, st.engine, st.in.Singleton, st.in.RunID).Get(lctx, nil)
 }
 
 // call invokes the handler until it succeeds, fails for good, or the run is cancelled.
