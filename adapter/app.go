@@ -269,7 +269,8 @@ type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
 }
 
-// RegisterWorkflows registers one workflow per function, named by its fully qualified id.
+// RegisterWorkflows registers one workflow per function, named by its fully qualified id
+// (and the workflow of cron ticks).
 func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -279,26 +280,31 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	for _, f := range a.functions {
 		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, a), workflow.RegisterOptions{Name: f.slug})
 	}
+	r.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
 	return nil
 }
 
-// NewWorker returns a Temporal worker with the app's functions registered, not started.
-func (a *App) NewWorker() (worker.Worker, error) {
+// StartWorker syncs the app's cron schedules and starts a worker running its functions;
+// stop it with Stop.
+func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
 	w := worker.New(a.temporal, a.opts.TaskQueue, worker.Options{})
 	if err := a.RegisterWorkflows(w); err != nil {
 		return nil, err
+	}
+	if err := a.SyncSchedules(ctx); err != nil {
+		return nil, fmt.Errorf("cron schedules: %w", err)
+	}
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return w, nil
 }
 
 // Worker runs the app's worker until ctx is done.
 func (a *App) Worker(ctx context.Context) error {
-	w, err := a.NewWorker()
+	w, err := a.StartWorker(ctx)
 	if err != nil {
 		return err
-	}
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
 	}
 	<-ctx.Done()
 	w.Stop()
@@ -320,14 +326,10 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return errors.New("no event keys: set INNGEST_EVENT_KEY (comma-separated) or run in dev mode (INNGEST_DEV=1, tempest dev)")
 	}
-	w, err := a.NewWorker()
+	w, err := a.StartWorker(ctx)
 	if err != nil {
 		ln.Close()
 		return err
-	}
-	if err := w.Start(); err != nil {
-		ln.Close()
-		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}

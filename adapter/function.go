@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,11 +80,13 @@ const MaxCancelRules = 5
 // .cancelled: the function, the run, its triggering event(s), and its result or error.
 type FunctionFailed = workflows.FinishedData
 
-// Trigger is an event trigger: Event is a name, or a wildcard ending in "/*" or ".*"
-// (for example "app/*"); Expression is an optional CEL condition over `event`.
+// Trigger is an event trigger (EventTrigger) or a schedule (CronTrigger). Event is a name,
+// or a wildcard ending in "/*" or ".*" (for example "app/*"); Expression is an optional CEL
+// condition over `event`. Cron is a cron expression (and Event is empty).
 type Trigger struct {
 	Event      string
 	Expression *string
+	Cron       string
 }
 
 // Triggerable is one trigger or several.
@@ -154,6 +157,7 @@ type function struct {
 	slug     string
 	retries  int
 	triggers []compiledTrigger
+	crons    []string
 	cancel   []workflows.CancelRule
 	handler  workflows.Handler
 
@@ -277,6 +281,19 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 		return nil, fmt.Errorf("function %q: %d triggers, at most %d are allowed", opts.ID, n, MaxTriggers)
 	}
 	for i, t := range trigger.triggers() {
+		if t.Cron != "" {
+			if t.Event != "" || t.Expression != nil {
+				return nil, fmt.Errorf("function %q: trigger %d: a trigger has a cron or an event, not both", opts.ID, i)
+			}
+			if err := validateCron(t.Cron); err != nil {
+				return nil, fmt.Errorf("function %q: trigger %d: %w", opts.ID, i, err)
+			}
+			if slices.Contains(f.crons, t.Cron) {
+				return nil, fmt.Errorf("function %q: cron %q is listed twice", opts.ID, t.Cron)
+			}
+			f.crons = append(f.crons, t.Cron)
+			continue
+		}
 		ct, err := compileTrigger(t)
 		if err != nil {
 			return nil, fmt.Errorf("function %q: trigger %d: %w", opts.ID, i, err)

@@ -136,7 +136,7 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	runs := make([][]string, len(evs))
 	for i, ev := range evs {
 		for _, f := range a.match(ev) {
-			run := ids.RunID(f.slug, ev.internal).String()
+			run := runIDFor(f, ev)
 			starts = append(starts, start{ev, f, run})
 			runs[i] = append(runs[i], run)
 		}
@@ -164,30 +164,44 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		return nil, firstErr
 	}
 
+	if err := a.storeEvents(ctx, evs, runs); err != nil {
+		return nil, err
+	}
+	if err := a.deliver(ctx, evs, now); err != nil {
+		return nil, err
+	}
 	out := make([]string, len(evs))
-	pipe := a.redis.Pipeline()
 	for i, ev := range evs {
 		out[i] = ev.internal.String()
+	}
+	return out, nil
+}
+
+// storeEvents keeps the events (and the runs they started) for the REST API.
+func (a *App) storeEvents(ctx context.Context, evs []*accepted, runs [][]string) error {
+	pipe := a.redis.Pipeline()
+	for i, ev := range evs {
 		rec := storedEvent{Runs: runs[i], Event: api.Event{
-			InternalID: out[i], ReceivedAt: now.UTC(), ID: ev.ev.ID, Name: ev.ev.Name,
+			InternalID: ev.internal.String(), ReceivedAt: ev.received.UTC(), ID: ev.ev.ID, Name: ev.ev.Name,
 			Data: ev.ev.Data, User: ev.ev.User, TS: ev.ev.TS, V: ev.ev.V,
 		}}
 		if rec.Runs == nil {
 			rec.Runs = []string{}
 		}
 		b, _ := json.Marshal(rec)
-		pipe.Set(ctx, eventKey(out[i]), b, a.opts.EventRetention)
+		pipe.Set(ctx, eventKey(rec.Event.InternalID), b, a.opts.EventRetention)
 	}
-	if len(evs) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("store events: %w", err)
-		}
+	if len(evs) == 0 {
+		return nil
 	}
-	if err := a.deliver(ctx, evs, now); err != nil {
-		return nil, err
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store events: %w", err)
 	}
-	return out, nil
+	return nil
 }
+
+// runIDFor is the id of f's run for ev.
+func runIDFor(f *function, ev *accepted) string { return ids.RunID(f.slug, ev.internal).String() }
 
 func cmpErr(first, err error) error {
 	if first != nil {

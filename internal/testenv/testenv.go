@@ -101,11 +101,8 @@ func App(t testing.TB, mod func(*adapter.Options)) *adapter.App {
 // StartWorker runs app's worker until the test ends; the returned func stops it earlier.
 func StartWorker(t testing.TB, app *adapter.App) (stop func()) {
 	t.Helper()
-	w, err := app.NewWorker()
+	w, err := app.StartWorker(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	var o sync.Once
