@@ -3,9 +3,15 @@ package adapter_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
@@ -239,4 +245,69 @@ func TestSingleton(t *testing.T) {
 		t.Fatalf("cancel mode: the new run is %s", r.Status)
 	}
 	app.CancelRun(ctx, b.RunID)
+}
+
+func TestBulkCancellation(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	mustCreate(t, app, "remind", adapter.EventTrigger("test/remind", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return nil, step.Sleep(ctx, "wait", time.Hour)
+		})
+	testenv.StartWorker(t, app)
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+	var runs []string
+	for _, user := range []string{"u1", "u2", "u1"} {
+		ids := send(t, app, map[string]any{"name": "test/remind", "data": map[string]any{"user": user}})
+		runs = append(runs, runsOf(t, app, ids[0])[0].RunID)
+	}
+	// Visibility lists runs a moment after they start: wait until it shows all three.
+	query := fmt.Sprintf("TempestFunctionID = '%s-remind' AND ExecutionStatus = 'Running'", app.AppID())
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := app.Temporal().CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+		if err == nil && n.GetCount() == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility shows %v runs: %v", n.GetCount(), err)
+		}
+	}
+	post := func(body string) (int, string) {
+		resp, err := http.Post(srv.URL+"/v1/cancellations", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	before := time.Now().Add(time.Second).UTC().Format(time.RFC3339)
+	for body, want := range map[string]string{
+		`{}`: "app_id is required; function_id is required; started_before is required",
+		`{"app_id":"x","function_id":"remind","started_before":"` + before + `"}`:                                             "function not found",
+		`{"app_id":"` + app.AppID() + `","function_id":"remind","started_before":"2999-01-01T00:00:00Z"}`:                     "started_before must be in the past",
+		`{"app_id":"` + app.AppID() + `","function_id":"remind","started_before":"` + before + `","if":"event.data.user =="}`: "invalid expression",
+	} {
+		if code, got := post(body); code/100 != 4 || !strings.Contains(got, want) {
+			t.Errorf("%s: HTTP %d %s, want %q", body, code, got, want)
+		}
+	}
+	code, got := post(`{"app_id":"` + app.AppID() + `","function_id":"remind","started_after":"2020-01-01T00:00:00Z","started_before":"` + before + `","if":"event.data.user == 'u1'"}`)
+	if code != 200 || !strings.Contains(got, `"cancelled":2`) {
+		t.Fatalf("HTTP %d %s", code, got)
+	}
+	for i, want := range []string{api.StatusCancelled, api.StatusRunning, api.StatusCancelled} {
+		if i == 1 {
+			r, _ := app.Run(context.Background(), runs[i])
+			if r.Status != want {
+				t.Errorf("run %d: %s, want %s", i, r.Status, want)
+			}
+			continue
+		}
+		if r := waitRun(t, app, runs[i]); r.Status != want {
+			t.Errorf("run %d: %s, want %s", i, r.Status, want)
+		}
+	}
+	app.CancelRun(context.Background(), runs[1])
 }

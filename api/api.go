@@ -68,6 +68,7 @@ func New(b Backend, cfg Config) http.Handler {
 	v1.GET("/events/:id/runs", h.getEventRuns)
 	v1.GET("/runs/:id", h.getRun)
 	v1.DELETE("/runs/:id", h.cancelRun)
+	v1.POST("/cancellations", h.cancelRuns)
 	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
 	return r
 }
@@ -212,6 +213,45 @@ func (h *handlers) cancelRun(c *gin.Context) {
 		return
 	}
 	c.Status(200)
+}
+
+func (h *handlers) cancelRuns(c *gin.Context) {
+	var req CancellationRequest
+	if err := c.ShouldBindJSON(&req); err != nil {
+		publicErr(c, 400, "Invalid request body: "+err.Error())
+		return
+	}
+	var problems []string
+	if req.AppID == "" {
+		problems = append(problems, "app_id is required")
+	}
+	if req.FunctionID == "" {
+		problems = append(problems, "function_id is required")
+	}
+	if req.StartedBefore == nil {
+		problems = append(problems, "started_before is required")
+	} else {
+		if req.StartedBefore.After(time.Now().Add(5 * time.Second)) {
+			problems = append(problems, "started_before must be in the past")
+		}
+		if req.StartedAfter != nil && !req.StartedAfter.Before(*req.StartedBefore) {
+			problems = append(problems, "started_after must be before started_before")
+		}
+	}
+	if len(problems) > 0 {
+		publicErr(c, 400, strings.Join(problems, "; "))
+		return
+	}
+	out, err := h.b.CancelRuns(c.Request.Context(), req)
+	var inErr *InputError
+	if errors.As(err, &inErr) {
+		publicErr(c, 400, inErr.Msg)
+		return
+	}
+	if h.fail(c, err, "function not found") {
+		return
+	}
+	ok200(c, out)
 }
 
 func ulidParam(c *gin.Context) (string, bool) {

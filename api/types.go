@@ -19,6 +19,10 @@ type Backend interface {
 	EventRuns(ctx context.Context, id string) ([]FunctionRun, error)
 	Run(ctx context.Context, id string) (*FunctionRun, error)
 	CancelRun(ctx context.Context, id string) error
+	// CancelRuns cancels the running runs of a function started in a time range (and
+	// matching If, CEL over `event`). An unknown function is ErrNotFound; a bad If is an
+	// *InputError.
+	CancelRuns(ctx context.Context, req CancellationRequest) (*Cancellation, error)
 }
 
 // ErrNotFound is returned by a Backend for an unknown event or run.
@@ -63,4 +67,26 @@ type Event struct {
 	User       json.RawMessage `json:"user,omitempty"`
 	TS         int64           `json:"ts"`
 	V          string          `json:"v,omitempty"`
+}
+
+// CancellationRequest is the body of POST /v1/cancellations.
+type CancellationRequest struct {
+	AppID         string     `json:"app_id"`
+	FunctionID    string     `json:"function_id"`
+	StartedAfter  *time.Time `json:"started_after"`
+	StartedBefore *time.Time `json:"started_before"`
+	If            string     `json:"if,omitempty"`
+}
+
+// Cancellation is what a bulk cancellation did.
+type Cancellation struct {
+	ID            string     `json:"id"`
+	CreatedAt     time.Time  `json:"created_at"`
+	AppID         string     `json:"app_id"`
+	FunctionID    string     `json:"function_id"`
+	StartedAfter  *time.Time `json:"started_after"`
+	StartedBefore time.Time  `json:"started_before"`
+	If            string     `json:"if,omitempty"`
+	// Cancelled counts the runs that were cancelled.
+	Cancelled int `json:"cancelled"`
 }

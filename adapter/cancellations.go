@@ -1,0 +1,99 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/internal/expr"
+	"github.com/tempestrun/tempest/internal/ids"
+)
+
+// CancelRuns cancels, in bulk, the running runs of a function of this app started in
+// [StartedAfter, StartedBefore] whose triggering event matches If. Runs are found through
+// Temporal's visibility, which lags starts by a moment: a run started a few milliseconds
+// before the request may be missed.
+func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api.Cancellation, error) {
+	if req.AppID != a.opts.AppID {
+		return nil, fmt.Errorf("app %q: %w", req.AppID, ErrNotFound)
+	}
+	f, ok := a.Function(req.FunctionID)
+	if !ok {
+		return nil, fmt.Errorf("function %q: %w", req.FunctionID, ErrNotFound)
+	}
+	var cond *expr.Program
+	if req.If != "" {
+		p, err := expr.CompileBool(req.If)
+		if err != nil {
+			return nil, &api.InputError{Msg: err.Error()}
+		}
+		cond = p
+	}
+	query := fmt.Sprintf("%s = '%s' AND ExecutionStatus = 'Running' AND StartTime <= '%s'",
+		SAFunctionID.GetName(), f.Slug, req.StartedBefore.UTC().Format(time.RFC3339Nano))
+	if req.StartedAfter != nil {
+		query += fmt.Sprintf(" AND StartTime >= '%s'", req.StartedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	out := &api.Cancellation{
+		ID: ids.NewEventID(time.Now()).String(), CreatedAt: time.Now().UTC(), AppID: req.AppID, FunctionID: f.Slug,
+		StartedAfter: req.StartedAfter, StartedBefore: *req.StartedBefore, If: req.If,
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		sem      = make(chan struct{}, startConcurrency)
+	)
+	var token []byte
+	for {
+		page, err := a.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: a.opts.Namespace, Query: query, NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		for _, ex := range page.GetExecutions() {
+			runID := ex.GetExecution().GetWorkflowId()
+			if cond != nil {
+				var eventID string
+				if p := ex.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
+					_ = converter.GetDefaultDataConverter().FromPayload(p, &eventID)
+				}
+				ev, err := a.storedEvent(ctx, eventID)
+				if err != nil {
+					continue // the event has expired: the condition cannot hold
+				}
+				var m map[string]any
+				b, _ := json.Marshal(ev.Event)
+				_ = json.Unmarshal(b, &m)
+				if !cond.Match(map[string]any{"event": m}) {
+					continue
+				}
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				err := a.temporal.CancelWorkflow(ctx, runID, "")
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					out.Cancelled++
+				} else if firstErr == nil {
+					firstErr = fmt.Errorf("cancel run %s: %w", runID, err)
+				}
+			}()
+		}
+		if token = page.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	wg.Wait()
+	return out, firstErr
+}
