@@ -61,10 +61,6 @@ func (st *runState) emitFinished(ctx workflow.Context, status string, result any
 	if st.engine == nil || len(st.in.Events) == 0 {
 		return nil
 	}
-	// Runs recorded before system events existed replay without them.
-	if workflow.GetVersion(ctx, "system-events", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return nil
-	}
 	var trigger struct {
 		Name string `json:"name"`
 	}
