@@ -30,14 +30,16 @@ func (a *App) ClaimWait(ctx context.Context, w flowcontrol.Wait, value string) (
 // atomically, then its run is signalled (with the event's id as request id, so a retried
 // delivery is one signal) or, for a cancel rule, cancelled.
 func (a *App) deliver(ctx context.Context, evs []*accepted, received time.Time) error {
-	for _, ev := range evs {
-		cands, err := a.waits.Candidates(ctx, ev.ev.Name, func(path string) (any, bool) {
-			return flowcontrol.Lookup(ev.asMap(), path)
-		})
-		if err != nil {
-			return err
-		}
-		for _, w := range cands {
+	qs := make([]flowcontrol.Query, len(evs))
+	for i, ev := range evs {
+		qs[i] = flowcontrol.Query{Name: ev.ev.Name, Lookup: func(path string) (any, bool) { return flowcontrol.Lookup(ev.asMap(), path) }}
+	}
+	cands, err := a.waits.CandidatesMany(ctx, qs)
+	if err != nil {
+		return err
+	}
+	for i, ev := range evs {
+		for _, w := range cands[i] {
 			if w.Created > received.UnixMilli() || (w.Kind == flowcontrol.KindCancel && w.TriggerID == ev.internal.String()) {
 				continue // the wait began after this event arrived, or it is the run's own trigger
 			}

@@ -158,64 +158,96 @@ func (ws *Waits) Claim(ctx context.Context, w Wait, value string) (outcome int, 
 	return int(n), prev, nil
 }
 
+// Query asks for the waits an event may satisfy: its name, and its value at a path.
+type Query struct {
+	Name   string
+	Lookup func(path string) (any, bool)
+}
+
 // Candidates lists the live waits for an event of this name whose match rule the event's
-// fields satisfy (If is left to the caller). It costs three pipelined round trips whatever
-// the number of waiting runs on other values.
+// fields satisfy (If is left to the caller).
 func (ws *Waits) Candidates(ctx context.Context, name string, lookup func(path string) (any, bool)) ([]Wait, error) {
+	out, err := ws.CandidatesMany(ctx, []Query{{Name: name, Lookup: lookup}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// CandidatesMany answers several queries (the events of one request) together: one
+// pipelined round trip when no wait exists for their names, three at most otherwise,
+// whatever the number of events and of runs waiting on other values.
+func (ws *Waits) CandidatesMany(ctx context.Context, qs []Query) ([][]Wait, error) {
 	now := strconv.FormatInt(ws.now().UnixMilli(), 10)
+	live := &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}
+	type byName struct {
+		paths, anyIDs *redis.StringSliceCmd
+	}
+	names := map[string]*byName{}
 	pipe := ws.rdb.Pipeline()
-	paths := pipe.SMembers(ctx, pathsKey(name))
-	anyIDs := pipe.ZRangeByScore(ctx, anyKey(name), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+	for _, q := range qs {
+		if names[q.Name] == nil {
+			names[q.Name] = &byName{paths: pipe.SMembers(ctx, pathsKey(q.Name)), anyIDs: pipe.ZRangeByScore(ctx, anyKey(q.Name), live)}
+		}
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("wait lookup %s: %w", name, err)
+		return nil, fmt.Errorf("wait lookup: %w", err)
 	}
-	ids := anyIDs.Val()
-	if len(paths.Val()) > 0 {
-		pipe = ws.rdb.Pipeline()
-		var cmds []*redis.StringSliceCmd
-		for _, p := range paths.Val() {
-			v, ok := lookup(p)
+	ids := make([][]string, len(qs))
+	pipe = ws.rdb.Pipeline()
+	matches := make([][]*redis.StringSliceCmd, len(qs))
+	pending := false
+	for i, q := range qs {
+		n := names[q.Name]
+		ids[i] = n.anyIDs.Val()
+		for _, p := range n.paths.Val() {
+			v, ok := q.Lookup(p)
 			if !ok {
 				continue
 			}
-			vk, ok := ValueKey(v)
-			if !ok {
-				continue
-			}
-			cmds = append(cmds, pipe.ZRangeByScore(ctx, matchKey(name, p, vk), &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}))
-		}
-		if len(cmds) > 0 {
-			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-				return nil, fmt.Errorf("wait lookup %s: %w", name, err)
-			}
-			for _, c := range cmds {
-				ids = append(ids, c.Val()...)
+			if vk, ok := ValueKey(v); ok {
+				matches[i] = append(matches[i], pipe.ZRangeByScore(ctx, matchKey(q.Name, p, vk), live))
+				pending = true
 			}
 		}
 	}
-	if len(ids) == 0 {
-		return nil, nil
+	if pending {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("wait lookup: %w", err)
+		}
 	}
 	pipe = ws.rdb.Pipeline()
-	specs := make([]*redis.SliceCmd, len(ids))
-	for i, id := range ids {
-		specs[i] = pipe.HMGet(ctx, waitKey(name, id), "spec", "claimed")
+	specs := make([][]*redis.SliceCmd, len(qs))
+	pending = false
+	for i, q := range qs {
+		for _, c := range matches[i] {
+			ids[i] = append(ids[i], c.Val()...)
+		}
+		for _, id := range ids[i] {
+			specs[i] = append(specs[i], pipe.HMGet(ctx, waitKey(q.Name, id), "spec", "claimed"))
+			pending = true
+		}
+	}
+	out := make([][]Wait, len(qs))
+	if !pending {
+		return out, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("wait lookup %s: %w", name, err)
+		return nil, fmt.Errorf("wait lookup: %w", err)
 	}
-	var out []Wait
-	for _, c := range specs {
-		vals := c.Val()
-		spec, _ := vals[0].(string)
-		if spec == "" || vals[1] != nil { // expired or already claimed
-			continue
+	for i := range qs {
+		for _, c := range specs[i] {
+			vals := c.Val()
+			spec, _ := vals[0].(string)
+			if spec == "" || vals[1] != nil { // expired or already claimed
+				continue
+			}
+			var w Wait
+			if err := json.Unmarshal([]byte(spec), &w); err != nil {
+				return nil, fmt.Errorf("wait spec: %w", err)
+			}
+			out[i] = append(out[i], w)
 		}
-		var w Wait
-		if err := json.Unmarshal([]byte(spec), &w); err != nil {
-			return nil, fmt.Errorf("wait spec: %w", err)
-		}
-		out = append(out, w)
 	}
 	return out, nil
 }

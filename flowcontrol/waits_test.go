@@ -166,3 +166,27 @@ func BenchmarkDeliverOneEvent(b *testing.B) {
 		})
 	}
 }
+
+// The events of one request are looked up together, each getting its own candidates.
+func TestCandidatesMany(t *testing.T) {
+	t.Parallel()
+	ws := flowcontrol.NewWaits(redisClient(t), nil)
+	ctx := context.Background()
+	a, b, none := uniqueName(t)+"a", uniqueName(t)+"b", uniqueName(t)+"none"
+	exp := time.Now().Add(time.Minute).UnixMilli()
+	if err := ws.Register(ctx, []flowcontrol.Wait{
+		{ID: "wa", Event: a, MatchPath: "data.id", MatchValue: "x", Expires: exp},
+		{ID: "wb", Event: b, Expires: exp},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	val := func(v any) func(string) (any, bool) { return func(string) (any, bool) { return v, true } }
+	got, err := ws.CandidatesMany(ctx, []flowcontrol.Query{{Name: a, Lookup: val("x")}, {Name: a, Lookup: val("y")}, {Name: b, Lookup: val(nil)}, {Name: none, Lookup: val("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := []int{len(got[0]), len(got[1]), len(got[2]), len(got[3])}
+	if fmt.Sprint(counts) != "[1 0 1 0]" || got[0][0].ID != "wa" || got[2][0].ID != "wb" {
+		t.Fatalf("candidates per query %v: %+v", counts, got)
+	}
+}

@@ -42,10 +42,7 @@ func Invoke(ctx context.Context, id string, opts InvokeOpts) (json.RawMessage, e
 	}
 	uid := st.uniqueID(id)
 	if m, ok := st.memo[uid]; ok {
-		if m.err != nil {
-			return nil, m.err
-		}
-		return m.data, nil
+		return m.result()
 	}
 	if err := st.checkDeadline(); err != nil {
 		return nil, err

@@ -171,6 +171,14 @@ type memoEntry struct {
 	err  *StepError
 }
 
+// result is the recorded outcome of a completed step.
+func (m memoEntry) result() (json.RawMessage, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	return m.data, nil
+}
+
 // run is what every coroutine of one run shares.
 type run struct {
 	in      RunInput

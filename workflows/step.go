@@ -83,10 +83,7 @@ func Run(ctx context.Context, id string, fn StepFunc) (json.RawMessage, error) {
 // runStep runs the step with the already unique id.
 func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 	if m, ok := st.memo[id]; ok {
-		if m.err != nil {
-			return nil, m.err
-		}
-		return m.data, nil
+		return m.result()
 	}
 	for attempt := 0; ; attempt++ {
 		if err := st.checkDeadline(); err != nil {

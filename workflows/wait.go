@@ -118,13 +118,10 @@ func WaitForEvent(ctx context.Context, id string, opts WaitOpts) (json.RawMessag
 	}
 	uid := st.uniqueID(id)
 	if m, ok := st.memo[uid]; ok {
-		if m.err != nil {
-			return nil, m.err
-		}
-		if m.data == nil {
+		if m.err == nil && m.data == nil {
 			return nil, ErrEventNotReceived
 		}
-		return m.data, nil
+		return m.result()
 	}
 	if err := st.checkDeadline(); err != nil {
 		return nil, err
