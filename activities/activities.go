@@ -64,3 +64,10 @@ type Locker interface {
 func ReleaseSingleton(ctx context.Context, l Locker, key, runID string) error {
 	return l.ReleaseSingleton(ctx, key, runID)
 }
+
+// Canceller tells whether a run's cancellation was requested. Steps check it before they
+// start: a cancel request reaches workflow code only at its next workflow task, and steps
+// that follow each other run within one.
+type Canceller interface {
+	CancelRequested(ctx context.Context, runID string) bool
+}

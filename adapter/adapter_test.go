@@ -516,3 +516,41 @@ func TestNewFailsFastWhenTemporalIsUnreachable(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A step that is running when the run is cancelled finishes (its context is not
+// cancelled); its result is discarded and no further step runs.
+func TestCancelLetsTheRunningStepFinish(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	started, release := make(chan struct{}), make(chan struct{})
+	var finished, ctxCancelled, next atomic.Int32
+	mustCreate(t, app, "busy", adapter.EventTrigger("test/busy", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			if _, err := step.Run(ctx, "work", func(ctx context.Context) (int, error) {
+				close(started)
+				<-release
+				if ctx.Err() != nil {
+					ctxCancelled.Add(1)
+				}
+				finished.Add(1)
+				return 1, nil
+			}); err != nil {
+				return nil, err
+			}
+			return step.Run(ctx, "next", func(context.Context) (int32, error) { return next.Add(1), nil })
+		})
+	testenv.StartWorker(t, app)
+	ids := send(t, app, map[string]any{"name": "test/busy"})
+	runID := runsOf(t, app, ids[0])[0].RunID
+	<-started
+	if err := app.CancelRun(context.Background(), runID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if r := waitRun(t, app, runID); r.Status != api.StatusCancelled {
+		t.Fatalf("status %s", r.Status)
+	}
+	if finished.Load() != 1 || ctxCancelled.Load() != 0 || next.Load() != 0 {
+		t.Fatalf("finished=%d ctxCancelled=%d next=%d, want 1 0 0", finished.Load(), ctxCancelled.Load(), next.Load())
+	}
+}

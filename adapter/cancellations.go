@@ -80,7 +80,7 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				err := a.temporal.CancelWorkflow(ctx, runID, "")
+				err := a.requestCancel(ctx, runID)
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {

@@ -152,8 +152,26 @@ func (a *App) CancelRun(ctx context.Context, id string) error {
 	if run.Status != api.StatusRunning {
 		return fmt.Errorf("run %s is %s: %w", id, run.Status, ErrRunFinished)
 	}
-	if err := a.temporal.CancelWorkflow(ctx, id, ""); err != nil {
+	if err := a.requestCancel(ctx, id); err != nil {
 		return fmt.Errorf("cancel run %s: %w", id, err)
 	}
 	return nil
+}
+
+func cancelKey(runID string) string { return "tempest:cancel:" + runID }
+
+// requestCancel asks Temporal to cancel a run, and marks it in Redis first so that a step
+// about to start in the same workflow task sees it (CancelRequested).
+func (a *App) requestCancel(ctx context.Context, runID string) error {
+	if err := a.redis.Set(ctx, cancelKey(runID), 1, a.opts.EventRetention).Err(); err != nil {
+		return fmt.Errorf("cancel run %s: %w", runID, err)
+	}
+	return a.temporal.CancelWorkflow(ctx, runID, "")
+}
+
+// CancelRequested tells a step whether its run's cancellation was requested
+// (workflows.Engine). When Redis does not answer, the step runs.
+func (a *App) CancelRequested(ctx context.Context, runID string) bool {
+	n, err := a.redis.Exists(ctx, cancelKey(runID)).Result()
+	return err == nil && n > 0
 }

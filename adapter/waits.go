@@ -86,7 +86,7 @@ func (a *App) resume(ctx context.Context, w flowcontrol.Wait, ev *accepted) erro
 	var err error
 	switch w.Kind {
 	case flowcontrol.KindCancel:
-		err = a.temporal.CancelWorkflow(ctx, w.WorkflowID, "")
+		err = a.requestCancel(ctx, w.WorkflowID)
 	default:
 		var input *common.Payloads
 		if input, err = converter.GetDefaultDataConverter().ToPayloads(ev.norm); err != nil {

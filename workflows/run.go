@@ -57,6 +57,7 @@ type Engine interface {
 	activities.Sender
 	activities.Waiter
 	activities.Locker
+	activities.Canceller
 	// Function resolves an invoke target by fully qualified id or by id within the app.
 	Function(id string) (FunctionInfo, bool)
 }
@@ -139,10 +140,13 @@ func (st *runState) call(h Handler) (any, error) {
 	for attempt := 0; ; attempt++ {
 		st.seen = map[string]int{}
 		out, err := h(ctx, Call{Input: st.in, Attempt: attempt})
+		if st.cancelled { // even if the handler swallowed the step's cancellation
+			return nil, temporal.NewCanceledError()
+		}
 		if err == nil {
 			return out, nil
 		}
-		if st.wctx.Err() != nil {
+		if st.wctx.Err() != nil || st.cancelled {
 			return nil, temporal.NewCanceledError()
 		}
 		var se *StepError
@@ -191,12 +195,18 @@ type run struct {
 	deadline time.Time
 	cancel   func()
 	lastEnd  time.Time // when the last step attempt ended (workflow time lags behind it)
+
+	// cancelled is set when a step learns the run's cancellation was requested.
+	cancelled bool
 }
 
 // checkDeadline cancels the run at a step boundary once the finish timeout has passed. A
 // step that runs past the deadline completes in the same workflow task as the next step
 // would start, before the timer reaches the workflow: its recorded end time tells.
 func (st *runState) checkDeadline() error {
+	if st.cancelled {
+		return temporal.NewCanceledError("the run was cancelled")
+	}
 	if st.cancel == nil {
 		return nil
 	}

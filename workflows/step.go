@@ -45,10 +45,33 @@ func StepAttempt(ctx context.Context) int {
 	return n
 }
 
+// runCancelledType is the error type of a step that did not start because the run's
+// cancellation had been requested.
+const runCancelledType = "RunCancelled"
+
+// guard wraps a step body so that it does not start once the run's cancellation was
+// requested. A failed check lets the step run: Redis being away must not stop runs.
+func (st *runState) guard(fn StepFunc) StepFunc {
+	if st.engine == nil {
+		return fn
+	}
+	return func(ctx context.Context) (json.RawMessage, error) {
+		if st.engine.CancelRequested(ctx, st.in.RunID) {
+			return nil, errRunCancelled
+		}
+		return fn(ctx)
+	}
+}
+
+var errRunCancelled = errors.New("the run's cancellation was requested")
+
 // RunStep is the one local-activity entry point of every step, so the recorded activity
 // type ("RunStep") is stable across code changes.
 func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutput, error) {
 	data, err := fn(context.WithValue(ctx, attemptKey{}, attempt))
+	if errors.Is(err, errRunCancelled) {
+		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), runCancelledType, nil)
+	}
 	if err != nil {
 		var nr *NonRetriableError
 		var ra *RetryAfterError
@@ -93,13 +116,23 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		if attempt > 0 {
 			summary = fmt.Sprintf("%s (attempt %d)", id, attempt+1)
 		}
-		lctx := workflow.WithLocalActivityOptions(st.wctx, workflow.LocalActivityOptions{
+		// A step that has started finishes even if the run is cancelled meanwhile (its
+		// context is not cancelled); then its result is discarded and the run stops.
+		dctx, _ := workflow.NewDisconnectedContext(st.wctx)
+		lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: StepTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 			Summary:             summary,
 		})
 		var out StepOutput
-		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, fn).Get(lctx, &out)
+		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, st.guard(fn)).Get(lctx, &out)
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == runCancelledType {
+			st.cancelled = true
+		}
+		if st.wctx.Err() != nil || st.cancelled {
+			return nil, temporal.NewCanceledError("the run was cancelled")
+		}
 		if err == nil {
 			if out.ID != id {
 				// A panic fails the workflow task, not the run: the run waits, visible in the
@@ -111,10 +144,6 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 			st.lastEnd = time.UnixMilli(out.Ended)
 			return out.Data, nil
 		}
-		if st.wctx.Err() != nil {
-			return nil, err
-		}
-		var appErr *temporal.ApplicationError
 		final := attempt >= st.in.Retries || (errors.As(err, &appErr) && appErr.NonRetryable())
 		if final {
 			se := &StepError{StepID: id, Name: "Error", Message: errMessage(err)}
