@@ -72,6 +72,9 @@ type Options struct {
 	EventRetention time.Duration
 	// Logger for the app and its worker. Default slog.Default().
 	Logger *slog.Logger
+	// Worker options of the app's worker (pollers, concurrent task slots); zero values are
+	// the Temporal SDK's defaults.
+	Worker worker.Options
 }
 
 // App is a Tempest application: its functions, its event intake and its worker.
@@ -82,6 +85,7 @@ type App struct {
 	owned    []func() // clients New opened, closed by Close
 	log      *slog.Logger
 	waits    *flowcontrol.Waits
+	admitter *flowcontrol.Admitter
 	exprs    sync.Map // CEL source -> *expr.Program, for wait conditions
 
 	mu        sync.RWMutex
@@ -109,6 +113,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.redis = rc
 	}
 	a.waits = flowcontrol.NewWaits(a.redis, nil)
+	a.admitter = flowcontrol.NewAdmitter(a.redis, nil)
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
@@ -287,7 +292,7 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 // StartWorker syncs the app's cron schedules and starts a worker running its functions;
 // stop it with Stop.
 func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
-	w := worker.New(a.temporal, a.opts.TaskQueue, worker.Options{})
+	w := worker.New(a.temporal, a.opts.TaskQueue, a.opts.Worker)
 	if err := a.RegisterWorkflows(w); err != nil {
 		return nil, err
 	}

@@ -86,10 +86,15 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 		return "", err
 	}
 	runID := runIDFor(f, ev)
-	if err := a.startRun(ctx, f, runID, ev); err != nil {
+	started, err := a.startRun(ctx, f, runID, ev)
+	if err != nil {
 		return "", err
 	}
-	return runID, a.storeEvents(ctx, []*accepted{ev}, [][]string{{runID}})
+	runs := []string{}
+	if started {
+		runs = append(runs, runID)
+	}
+	return runID, a.storeEvents(ctx, []*accepted{ev}, [][]string{runs})
 }
 
 // scheduleID names the schedule of one cron trigger of a function.

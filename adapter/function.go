@@ -42,6 +42,16 @@ type FunctionOpts struct {
 	Timeouts *Timeouts
 	// Singleton allows one active run per key: see Singleton.
 	Singleton *Singleton
+	// RateLimit drops runs over a rate (lossy); see RateLimit.
+	RateLimit *RateLimit
+	// Throttle delays runs over a rate (non-lossy, FIFO); see Throttle.
+	Throttle *Throttle
+	// Idempotency is a CEL key over `event`: one run per key value per 24 h (Inngest's
+	// rateLimit{1, 24h, key}). Separately, the same event id never starts a function twice
+	// within 24 h; other functions still run.
+	Idempotency *string
+	// Priority moves runs ahead of waiting work; see Priority.
+	Priority *Priority
 }
 
 // Singleton keeps at most one active (running, sleeping or waiting) run per key. Key is CEL
@@ -164,6 +174,8 @@ type function struct {
 	startTimeout, finishTimeout time.Duration
 	singletonMode               string        // "" when the function is not a singleton
 	singletonKey                *expr.Program // nil: one run per function
+	rateLimit, throttle         *limiter
+	priority                    *expr.Program
 }
 
 type compiledTrigger struct {
@@ -260,6 +272,9 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 			}
 			f.singletonKey = p
 		}
+	}
+	if err := f.compileFlowControl(opts); err != nil {
+		return nil, fmt.Errorf("function %q: %w", opts.ID, err)
 	}
 	if len(opts.Cancel) > MaxCancelRules {
 		return nil, fmt.Errorf("function %q: %d cancel rules, at most %d are allowed", opts.ID, len(opts.Cancel), MaxCancelRules)

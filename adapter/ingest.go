@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/ids"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -128,17 +129,15 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	}
 
 	type start struct {
-		ev  *accepted
-		fn  *function
-		run string
+		i       int // index of the event
+		fn      *function
+		run     string
+		started bool
 	}
-	var starts []start
-	runs := make([][]string, len(evs))
+	var starts []*start
 	for i, ev := range evs {
 		for _, f := range a.match(ev) {
-			run := runIDFor(f, ev)
-			starts = append(starts, start{ev, f, run})
-			runs[i] = append(runs[i], run)
+			starts = append(starts, &start{i: i, fn: f, run: runIDFor(f, ev)})
 		}
 	}
 	var (
@@ -152,7 +151,9 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := a.startRun(ctx, st.fn, st.run, st.ev); err != nil {
+			started, err := a.startRun(ctx, st.fn, st.run, evs[st.i])
+			st.started = started
+			if err != nil {
 				errMu.Lock()
 				firstErr = cmpErr(firstErr, err)
 				errMu.Unlock()
@@ -162,6 +163,12 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
+	}
+	runs := make([][]string, len(evs))
+	for _, st := range starts {
+		if st.started {
+			runs[st.i] = append(runs[st.i], st.run)
+		}
 	}
 
 	if err := a.storeEvents(ctx, evs, runs); err != nil {
@@ -288,13 +295,19 @@ func (a *App) match(ev *accepted) []*function {
 	return out
 }
 
-// startRun starts the workflow of one run. The workflow id is the run id, derived from
-// function and event, and reuse is rejected, so a retried ingest finds the run already
-// there (even if it has completed) and starts nothing.
-func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) error {
+// startRun admits and starts one run. started is false when the start path dropped it (a
+// duplicate event id, or over the rate limit); a run skipped by its singleton counts as
+// started, since it has a record. The workflow id is the run id, derived from function and
+// event, and reuse is rejected, so a retried ingest finds the run already there (even if it
+// has completed) and starts nothing.
+func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) (started bool, err error) {
+	dec, err := a.admitter.Admit(ctx, f.admission(runID, ev))
+	if err != nil || dec.Outcome != flowcontrol.Admitted {
+		return false, err
+	}
 	lock, skip, err := a.admitSingleton(ctx, f, runID, ev)
 	if err != nil || skip {
-		return err
+		return skip, err
 	}
 	in := workflows.RunInput{
 		Singleton:  lock,
@@ -302,15 +315,22 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: ev.received.UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 	}
+	delay := time.Until(dec.StartAt)
+	if delay < 0 {
+		delay = 0
+	}
 	_, err = a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,
 		TaskQueue:                                a.opts.TaskQueue,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// A throttled run waits in Temporal, durable, until its slot.
+		StartDelay: delay,
 		// When this process runs the app's worker, the first workflow task comes back in the
 		// start response and skips matching (about 2 ms instead of 50 ms to the first step
 		// here); without a local worker the server dispatches as usual.
-		EnableEagerStart: true,
+		EnableEagerStart: delay == 0,
+		Priority:         temporal.Priority{PriorityKey: f.priorityKey(ev)},
 		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(f.slug),
@@ -320,7 +340,7 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 	}, f.slug, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {
-		return fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
+		return false, fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
 	}
-	return nil
+	return true, nil
 }

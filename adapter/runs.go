@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/api/enums/v1"
@@ -83,6 +84,10 @@ func (a *App) Run(ctx context.Context, id string) (*api.FunctionRun, error) {
 	if p := info.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
 		_ = converter.GetDefaultDataConverter().FromPayload(p, &run.EventID)
 	}
+	if et := info.GetExecutionTime(); run.Status == api.StatusRunning && et != nil && et.AsTime().After(time.Now()) {
+		at := et.AsTime()
+		run.Status, run.StartAt = api.StatusScheduled, &at
+	}
 	if info.GetCloseTime() != nil {
 		t := info.GetCloseTime().AsTime()
 		run.EndedAt = &t
@@ -149,7 +154,7 @@ func (a *App) CancelRun(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if run.Status != api.StatusRunning {
+	if run.Status != api.StatusRunning && run.Status != api.StatusScheduled {
 		return fmt.Errorf("run %s is %s: %w", id, run.Status, ErrRunFinished)
 	}
 	if err := a.requestCancel(ctx, id); err != nil {

@@ -62,7 +62,7 @@ func (a *App) admitSingleton(ctx context.Context, f *function, runID string, ev 
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return "", false, err
 		}
-		if err == nil && run.Status == api.StatusRunning {
+		if err == nil && (run.Status == api.StatusRunning || run.Status == api.StatusScheduled) {
 			return "", true, a.recordSkipped(ctx, f, runID, ev, holder)
 		}
 		if stolen, err := flowcontrol.StealSingleton(ctx, a.redis, key, holder, runID); err != nil || stolen {

@@ -44,6 +44,8 @@ const (
 	StatusCancelled = "Cancelled"
 	// StatusSkipped is a run that never started (a singleton's key was held).
 	StatusSkipped = "Skipped"
+	// StatusScheduled is a run waiting for its start time (throttled); see StartAt.
+	StatusScheduled = "Scheduled"
 )
 
 // FunctionRun is Inngest's REST run shape.
@@ -54,6 +56,8 @@ type FunctionRun struct {
 	EventID      string          `json:"event_id"`
 	Status       string          `json:"status"`
 	EndedAt      *time.Time      `json:"ended_at"`
+	// StartAt is when a Scheduled run will start.
+	StartAt *time.Time `json:"start_at,omitempty"`
 	Output       json.RawMessage `json:"output,omitempty"`
 }
 

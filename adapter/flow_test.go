@@ -1,0 +1,209 @@
+package adapter_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/internal/testenv"
+)
+
+// stamps records when each run's first step ran, by a label from the event.
+type stamps struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	order []string
+}
+
+func (s *stamps) fn(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+	return step.Run(ctx, "stamp", func(context.Context) (bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		label := fmt.Sprint(in.Event.Data["label"])
+		if _, ok := s.at[label]; !ok {
+			s.at[label] = time.Now()
+			s.order = append(s.order, label)
+		}
+		return true, nil
+	})
+}
+
+func newStamps() *stamps { return &stamps{at: map[string]time.Time{}} }
+
+func TestThrottleDelaysRunsInOrder(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	st := newStamps()
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "throttled", Throttle: &adapter.Throttle{Limit: 1, Period: time.Second}},
+		adapter.EventTrigger("test/throttled", nil), st.fn); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, send(t, app, map[string]any{"name": "test/throttled", "data": map[string]any{"label": i}})[0])
+	}
+	sent := time.Now()
+	third := runsOf(t, app, ids[2])[0]
+	if third.Status != api.StatusScheduled || third.StartAt == nil || third.StartAt.Sub(sent) < 1500*time.Millisecond {
+		t.Fatalf("the third run over REST: %s, starts at %v", third.Status, third.StartAt)
+	}
+	for _, id := range ids {
+		if r := waitRun(t, app, runsOf(t, app, id)[0].RunID); r.Status != api.StatusCompleted {
+			t.Fatalf("%s", r.Status)
+		}
+	}
+	if fmt.Sprint(st.order) != "[0 1 2]" {
+		t.Fatalf("runs started in order %v, want FIFO", st.order)
+	}
+	for i := 1; i < 3; i++ {
+		if gap := st.at[fmt.Sprint(i)].Sub(st.at[fmt.Sprint(i-1)]); gap < 900*time.Millisecond {
+			t.Errorf("run %d started %s after run %d, want about 1s", i, gap, i-1)
+		}
+	}
+}
+
+func TestRateLimitDropsRuns(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	st := newStamps()
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "limited",
+		RateLimit: &adapter.RateLimit{Limit: 10, Period: time.Hour, Key: adapter.Ptr("event.data.user")}},
+		adapter.EventTrigger("test/limited", nil), st.fn); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	count := func(user string, n int) int {
+		events := make([]any, n)
+		for i := range events {
+			events[i] = map[string]any{"name": "test/limited", "data": map[string]any{"user": user, "label": fmt.Sprintf("%s-%d", user, i)}}
+		}
+		total := 0
+		for _, id := range send(t, app, events...) {
+			total += len(runsOf(t, app, id))
+		}
+		return total
+	}
+	if n := count("u1", 8); n != 2 { // floor(10/10) + 1 from idle
+		t.Fatalf("u1: %d runs, want 2", n)
+	}
+	if n := count("u2", 3); n != 2 { // another key, another limit
+		t.Fatalf("u2: %d runs, want 2", n)
+	}
+}
+
+// The same event id, sent concurrently from many goroutines, starts one run per function;
+// an idempotency key allows one run per value.
+func TestDedupAndIdempotencyUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	byID, byKey := newStamps(), newStamps()
+	mustCreate(t, app, "a", adapter.EventTrigger("test/dedup", nil), byID.fn)
+	mustCreate(t, app, "b", adapter.EventTrigger("test/dedup", nil), byID.fn)
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "once-per-order", Idempotency: adapter.Ptr("event.data.order")},
+		adapter.EventTrigger("test/order", nil), byKey.fn); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	runs := map[string]bool{}
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids := send(t, app,
+				map[string]any{"name": "test/dedup", "id": "payment-42", "data": map[string]any{"label": g}},
+				map[string]any{"name": "test/order", "data": map[string]any{"order": fmt.Sprint("o", g%2), "label": g}})
+			for _, id := range ids {
+				for _, r := range runsOf(t, app, id) {
+					mu.Lock()
+					runs[r.FunctionID+" "+r.RunID] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	perFn := map[string]int{}
+	for k := range runs {
+		var fn, run string
+		fmt.Sscan(k, &fn, &run)
+		perFn[fn]++
+		waitRun(t, app, run)
+	}
+	want := map[string]int{app.AppID() + "-a": 1, app.AppID() + "-b": 1, app.AppID() + "-once-per-order": 2}
+	if fmt.Sprint(perFn) != fmt.Sprint(want) {
+		t.Fatalf("runs per function %v, want %v", perFn, want)
+	}
+}
+
+// With runs waiting for a worker, the high-priority ones are dispatched first, although
+// they were sent after the low-priority ones.
+func TestPriorityUnderBacklog(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, func(o *adapter.Options) {
+		o.Worker = worker.Options{MaxConcurrentWorkflowTaskPollers: 2, MaxConcurrentWorkflowTaskExecutionSize: 2}
+	})
+	st := newStamps()
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "prio", Priority: &adapter.Priority{Run: adapter.Ptr("event.data.vip ? 600 : -600")}},
+		adapter.EventTrigger("test/prio", nil), st.fn); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, send(t, app, map[string]any{"name": "test/prio", "data": map[string]any{"label": fmt.Sprint("low", i), "vip": false}})[0])
+	}
+	for i := range 6 {
+		ids = append(ids, send(t, app, map[string]any{"name": "test/prio", "data": map[string]any{"label": fmt.Sprint("high", i), "vip": true}})[0])
+	}
+	testenv.StartWorker(t, app)
+	for _, id := range ids {
+		waitRun(t, app, runsOf(t, app, id)[0].RunID)
+	}
+	first, last := st.order[:4], st.order[len(st.order)-4:]
+	for _, l := range first {
+		if l[:4] != "high" {
+			t.Fatalf("dispatch order %v: the first runs should be high priority", st.order)
+		}
+	}
+	for _, l := range last {
+		if l[:3] != "low" {
+			t.Fatalf("dispatch order %v: the last runs should be low priority", st.order)
+		}
+	}
+}
+
+func TestFlowControlValidation(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
+	for _, c := range []struct {
+		opts adapter.FunctionOpts
+		msg  string
+	}{
+		{adapter.FunctionOpts{RateLimit: &adapter.RateLimit{Limit: 0, Period: time.Minute}}, "limit is 0"},
+		{adapter.FunctionOpts{RateLimit: &adapter.RateLimit{Limit: 1, Period: 25 * time.Hour}}, "at most 24h"},
+		{adapter.FunctionOpts{RateLimit: &adapter.RateLimit{Limit: 1, Period: time.Hour, Key: adapter.Ptr("event.data.")}}, "rate limit key"},
+		{adapter.FunctionOpts{Throttle: &adapter.Throttle{Limit: 1, Period: 500 * time.Millisecond}}, "between 1s and 168h"},
+		{adapter.FunctionOpts{Throttle: &adapter.Throttle{Limit: 0, Period: time.Second}}, "limit is 0"},
+		{adapter.FunctionOpts{Throttle: &adapter.Throttle{Limit: 1, Period: time.Second, Burst: -1}}, "burst is -1"},
+		{adapter.FunctionOpts{Idempotency: adapter.Ptr("event.data.id"), RateLimit: &adapter.RateLimit{Limit: 1, Period: time.Hour}}, "not both"},
+		{adapter.FunctionOpts{Idempotency: adapter.Ptr("event.data.id ==")}, "idempotency key"},
+		{adapter.FunctionOpts{Priority: &adapter.Priority{Run: adapter.Ptr("event.data.x +")}}, "priority"},
+	} {
+		c.opts.ID = "f"
+		_, err := adapter.CreateFunction(app, c.opts, adapter.EventTrigger("a/b", nil), noop)
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%+v: err %v, want %q", c.opts, err, c.msg)
+		}
+	}
+}

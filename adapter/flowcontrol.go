@@ -1,0 +1,174 @@
+package adapter
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/expr"
+)
+
+// RateLimit drops runs over Limit per Period (lossy): a smoothed rate (GCRA) with Inngest's
+// implicit burst of floor(Limit/10), so from idle floor(Limit/10)+1 runs start at once, then
+// one per Period/Limit. Period is at most 24 h. Key (CEL over `event`) gives each value its
+// own limit; a key that evaluates to false exempts the event.
+type RateLimit struct {
+	Limit  int
+	Period time.Duration
+	Key    *string
+}
+
+// Throttle delays runs over Limit per Period (non-lossy, FIFO): from idle Limit+Burst runs
+// start at once, then one per Period/Limit; a delayed run waits in Temporal (StartDelay),
+// durable, and REST shows it as Scheduled with its start time. Period is 1 s to 7 days.
+// Key as for RateLimit.
+type Throttle struct {
+	Limit  int
+	Period time.Duration
+	Burst  int
+	Key    *string
+}
+
+// Priority shifts a run ahead of (or behind) waiting work: Run is CEL over `event` giving
+// seconds, clamped to -600..600 (an error or a non-number is 0). It maps to Temporal's task
+// priority (PriorityKey 1 highest .. 5 lowest; 3 is the default), so it matters when a
+// function's runs wait for workers.
+type Priority struct {
+	Run *string
+}
+
+// Limits of the start-path options.
+const (
+	MaxRateLimitPeriod = 24 * time.Hour
+	MinThrottlePeriod  = time.Second
+	MaxThrottlePeriod  = 7 * 24 * time.Hour
+	MaxPriority        = 600
+)
+
+type limiter struct {
+	limit, burst int64
+	period       time.Duration
+	key          *expr.Program
+}
+
+func compileKey(src *string) (*expr.Program, error) {
+	if src == nil || *src == "" {
+		return nil, nil
+	}
+	return expr.Compile(*src)
+}
+
+// compileFlowControl validates and compiles the start-path options into f.
+func (f *function) compileFlowControl(opts FunctionOpts) error {
+	if opts.Idempotency != nil && opts.RateLimit != nil {
+		return fmt.Errorf("idempotency is a rate limit of 1 per 24 h per key: set Idempotency or RateLimit, not both")
+	}
+	if r := opts.RateLimit; r != nil {
+		switch {
+		case r.Limit < 1:
+			return fmt.Errorf("rate limit: limit is %d, must be at least 1", r.Limit)
+		case r.Period <= 0 || r.Period > MaxRateLimitPeriod:
+			return fmt.Errorf("rate limit: period %s must be more than 0 and at most 24h", r.Period)
+		}
+		key, err := compileKey(r.Key)
+		if err != nil {
+			return fmt.Errorf("rate limit key: %w", err)
+		}
+		f.rateLimit = &limiter{limit: int64(r.Limit), burst: flowcontrol.RateLimitBurst(int64(r.Limit)), period: r.Period, key: key}
+	}
+	if opts.Idempotency != nil {
+		key, err := compileKey(opts.Idempotency)
+		if err != nil {
+			return fmt.Errorf("idempotency key: %w", err)
+		}
+		if key == nil {
+			return fmt.Errorf("idempotency: the key expression is empty")
+		}
+		f.rateLimit = &limiter{limit: 1, period: flowcontrol.DedupWindow, key: key}
+	}
+	if t := opts.Throttle; t != nil {
+		switch {
+		case t.Limit < 1:
+			return fmt.Errorf("throttle: limit is %d, must be at least 1", t.Limit)
+		case t.Burst < 0:
+			return fmt.Errorf("throttle: burst is %d, must not be negative", t.Burst)
+		case t.Period < MinThrottlePeriod || t.Period > MaxThrottlePeriod:
+			return fmt.Errorf("throttle: period %s must be between 1s and 168h (7 days)", t.Period)
+		}
+		key, err := compileKey(t.Key)
+		if err != nil {
+			return fmt.Errorf("throttle key: %w", err)
+		}
+		f.throttle = &limiter{limit: int64(t.Limit), burst: int64(t.Burst), period: t.Period, key: key}
+	}
+	if p := opts.Priority; p != nil && p.Run != nil {
+		prog, err := expr.Compile(*p.Run)
+		if err != nil {
+			return fmt.Errorf("priority: %w", err)
+		}
+		f.priority = prog
+	}
+	return nil
+}
+
+// gcra evaluates a limiter's key for an event; nil means the event is exempt (its key is
+// false). A key that fails to evaluate shares the "<nil>" bucket, as Inngest's does.
+func (l *limiter) gcra(ev *accepted) *flowcontrol.GCRA {
+	if l == nil {
+		return nil
+	}
+	g := &flowcontrol.GCRA{Limit: l.limit, Period: l.period, Burst: l.burst}
+	if l.key != nil {
+		v, err := l.key.Eval(map[string]any{"event": ev.asMap()})
+		if v == false {
+			return nil
+		}
+		if err != nil || v == nil {
+			v = "<nil>"
+		}
+		g.Key = fmt.Sprint(v)
+	}
+	return g
+}
+
+// admission is f's start-path request for one run.
+func (f *function) admission(runID string, ev *accepted) flowcontrol.Admission {
+	return flowcontrol.Admission{
+		Function: f.slug, RunID: runID, DedupID: ev.ev.ID,
+		RateLimit: f.rateLimit.gcra(ev), Throttle: f.throttle.gcra(ev),
+	}
+}
+
+// priorityKey maps the priority factor (seconds, clamped to ±600) to Temporal's
+// PriorityKey: 1 for 300 s and more, 2 above 0, 3 at 0 (the default), 4 below 0, 5 for
+// -300 s and less.
+func (f *function) priorityKey(ev *accepted) int {
+	if f.priority == nil {
+		return 0 // unset: the server's default (3)
+	}
+	v, err := f.priority.Eval(map[string]any{"event": ev.asMap()})
+	var secs float64
+	if err == nil {
+		switch n := v.(type) {
+		case int64:
+			secs = float64(n)
+		case uint64:
+			secs = float64(n)
+		case float64:
+			secs = n
+		}
+	}
+	secs = min(max(secs, -MaxPriority), MaxPriority)
+	switch {
+	case secs >= 300:
+		return 1
+	case secs > 0:
+		return 2
+	case secs == 0:
+		return 3
+	case secs > -300:
+		return 4
+	default:
+		return 5
+	}
+}

@@ -1,0 +1,184 @@
+package flowcontrol_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tempestrun/tempest/flowcontrol"
+)
+
+// clock is an injectable time source the tests move by hand.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Now().Truncate(time.Millisecond).UnixNano()) // the admitter counts whole ms
+	return c
+}
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func fn(t testing.TB) string             { return fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()) }
+func runID(i int) string                 { return fmt.Sprintf("run-%06d", i) }
+
+func TestRateLimitIsGCRAWithImplicitBurst(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	a := flowcontrol.NewAdmitter(redisClient(t), c.now)
+	ctx := context.Background()
+	f := fn(t)
+	rl := &flowcontrol.GCRA{Limit: 10, Period: time.Minute, Burst: flowcontrol.RateLimitBurst(10)}
+	admitted := 0
+	n := 0
+	send := func(k int) {
+		for range k {
+			d, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: runID(n), RateLimit: rl})
+			n++
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outcome == flowcontrol.Admitted {
+				admitted++
+			}
+		}
+	}
+	send(50)
+	if admitted != 2 { // floor(10/10) burst + 1, as Inngest documents
+		t.Fatalf("50 simultaneous events: %d admitted, want 2", admitted)
+	}
+	// Over T, never more than burst + 1 + rate*T.
+	for step := 1; step <= 30; step++ {
+		c.advance(2 * time.Second)
+		send(5)
+		elapsed := time.Duration(step) * 2 * time.Second
+		if limit := 2 + int(elapsed/(6*time.Second)); admitted > limit {
+			t.Fatalf("after %s: %d admitted, more than %d", elapsed, admitted, limit)
+		}
+	}
+	if admitted != 2+10 { // 60 s at 1 per 6 s
+		t.Fatalf("after 60 s: %d admitted, want 12", admitted)
+	}
+}
+
+func TestThrottleStartTimesFollowGCRA(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	a := flowcontrol.NewAdmitter(redisClient(t), c.now)
+	ctx := context.Background()
+	t0 := c.now()
+	cases := []struct {
+		g    flowcontrol.GCRA
+		want []time.Duration
+	}{
+		{flowcontrol.GCRA{Limit: 2, Period: 10 * time.Second, Burst: 1}, []time.Duration{0, 0, 0, 5 * time.Second, 10 * time.Second, 15 * time.Second}},
+		{flowcontrol.GCRA{Limit: 10, Period: time.Minute}, []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6 * time.Second, 12 * time.Second}},
+		{flowcontrol.GCRA{Limit: 1, Period: 5 * time.Second, Burst: 2}, []time.Duration{0, 0, 0, 5 * time.Second}},
+	}
+	for i, tc := range cases {
+		f := fmt.Sprintf("%s-%d", fn(t), i)
+		for j, want := range tc.want {
+			g := tc.g
+			d, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: runID(j), Throttle: &g})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.StartAt.Sub(t0).Round(time.Millisecond); d.Outcome != flowcontrol.Admitted || got != want {
+				t.Errorf("%+v run %d: outcome %d, starts at +%s, want +%s", tc.g, j, d.Outcome, got, want)
+			}
+		}
+	}
+}
+
+func TestDedupAndRetriedDecisions(t *testing.T) {
+	t.Parallel()
+	a := flowcontrol.NewAdmitter(redisClient(t), nil)
+	ctx := context.Background()
+	f := fn(t)
+	rl := &flowcontrol.GCRA{Limit: 1, Period: time.Hour}
+	first, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", DedupID: "evt-1", RateLimit: rl})
+	if err != nil || first.Outcome != flowcontrol.Admitted {
+		t.Fatalf("%+v %v", first, err)
+	}
+	// A retried ingest of the same run: the same decision, not counted again.
+	again, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", DedupID: "evt-1", RateLimit: rl})
+	if again != first {
+		t.Fatalf("retry decided %+v, first %+v", again, first)
+	}
+	dup, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r2", DedupID: "evt-1"})
+	if dup.Outcome != flowcontrol.Duplicate || dup.Holder != "r1" {
+		t.Fatalf("same event id, another run: %+v", dup)
+	}
+	// Another function is not affected by this function's dedup.
+	if d, _ := a.Admit(ctx, flowcontrol.Admission{Function: f + "-other", RunID: "r3", DedupID: "evt-1"}); d.Outcome != flowcontrol.Admitted {
+		t.Fatalf("other function: %+v", d)
+	}
+	// A rate-limited run does not take the event id.
+	limited, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r4", DedupID: "evt-2", RateLimit: rl})
+	if limited.Outcome != flowcontrol.RateLimited {
+		t.Fatalf("want rate limited: %+v", limited)
+	}
+	if d, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r5", DedupID: "evt-2"}); d.Outcome != flowcontrol.Admitted {
+		t.Fatalf("after a rate-limited run, the event id is free: %+v", d)
+	}
+}
+
+// Two processes (two Redis clients) hammering one function keep every limit exact.
+func TestLimitsExactAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	procs := []*flowcontrol.Admitter{flowcontrol.NewAdmitter(redisClient(t), c.now), flowcontrol.NewAdmitter(redisClient(t), c.now)}
+	ctx := context.Background()
+	f := fn(t)
+	var admitted, dups, throttledLate atomic.Int64
+	var wg sync.WaitGroup
+	for p, a := range procs {
+		for g := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					id := fmt.Sprintf("p%d-g%d-%d", p, g, i)
+					d, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: id, DedupID: fmt.Sprintf("evt-%d", i),
+						Throttle: &flowcontrol.GCRA{Limit: 5, Period: 10 * time.Second}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					switch {
+					case d.Outcome == flowcontrol.Duplicate:
+						dups.Add(1)
+					case d.StartAt.After(c.now()):
+						throttledLate.Add(1)
+						admitted.Add(1)
+					default:
+						admitted.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// 10 distinct event ids: 10 admitted, 390 duplicates; the throttle lets 5 start now.
+	if admitted.Load() != 10 || dups.Load() != 390 || throttledLate.Load() != 5 {
+		t.Fatalf("admitted %d (late %d), duplicates %d", admitted.Load(), throttledLate.Load(), dups.Load())
+	}
+}
+
+// One admission decision: one EVALSHA round trip with dedup, rate limit and throttle.
+func BenchmarkAdmit(b *testing.B) {
+	a := flowcontrol.NewAdmitter(redisClient(b), nil)
+	ctx := context.Background()
+	f := fn(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: runID(i), DedupID: runID(i),
+			RateLimit: &flowcontrol.GCRA{Limit: 1 << 30, Period: time.Second},
+			Throttle:  &flowcontrol.GCRA{Limit: 1 << 30, Period: time.Second}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
