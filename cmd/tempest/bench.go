@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ type benchConfig struct {
 	Concurrency int
 	Idle        int
 	CPUProfile  string
+	// ThrottleRate and ThrottleSeconds configure the throttle-accuracy phase (0 skips it).
+	ThrottleRate    int
+	ThrottleSeconds int
 }
 
 // firstStep records when the first step of each run (keyed by the run's bench key) ran.
@@ -99,6 +103,8 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "concurrent senders in the throughput phase")
 	fs.IntVar(&cfg.Idle, "idle", 200, "sequential sends in the idle-latency phase")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the Tempest throughput phase to this file")
+	fs.IntVar(&cfg.ThrottleRate, "throttle-rate", 20, "starts per second of the throttled function in the accuracy phase")
+	fs.IntVar(&cfg.ThrottleSeconds, "throttle-seconds", 0, "length of the throttle-accuracy phase in seconds (0 skips it; try 60)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -147,6 +153,23 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		}); err != nil {
 		return err
 	}
+	// The same function behind a throttle that never delays (the cost of the throttle
+	// slot), and one that does (its accuracy).
+	mark := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+		return step.Run(ctx, "mark", func(context.Context) (bool, error) {
+			k, _ := in.Event.Data["k"].(string)
+			tempestMarks.mark(k)
+			return true, nil
+		})
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "one-step-throttled", Throttle: &adapter.Throttle{Limit: 1 << 30, Period: time.Second}},
+		adapter.EventTrigger("bench/throttled", nil), mark); err != nil {
+		return err
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "rate", Throttle: &adapter.Throttle{Limit: max(cfg.ThrottleRate, 1), Period: time.Second}},
+		adapter.EventTrigger("bench/rate", nil), mark); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -172,18 +195,21 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 			return err
 		}
 	}
-	sendEvent := func(key string) error {
-		resp, err := httpc.Post(url, "application/json", strings.NewReader(`{"name":"bench/one","data":{"k":"`+key+`"}}`))
-		if err != nil {
-			return err
+	sendNamed := func(name string) func(key string) error {
+		return func(key string) error {
+			resp, err := httpc.Post(url, "application/json", strings.NewReader(`{"name":"`+name+`","data":{"k":"`+key+`"}}`))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("send: HTTP %d", resp.StatusCode)
+			}
+			return nil
 		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("send: HTTP %d", resp.StatusCode)
-		}
-		return nil
 	}
+	sendEvent := sendNamed("bench/one")
 
 	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite in memory) at %s, Redis %s, GOMAXPROCS %d\n", srv.Address(), redisDesc, runtimeProcs())
 	// Warm both paths (connections, caches, sticky queues) before measuring.
@@ -262,11 +288,45 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}{{"raw", raw}, {"raw eager", eager}, {"raw eager + search attrs", same}} {
 		fmt.Fprintf(out, "  Tempest / %-24s first steps run %.2f   accepted %.2f\n", b.name+":", tem.e2eRate()/b.res.e2eRate(), tem.acceptRate()/b.res.acceptRate())
 	}
+	throttled, err := phase(ctx, "tput-throttled", cfg.Events, cfg.Concurrency, &tempestMarks, sendNamed("bench/throttled"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unthrottled)\n",
+		"Tempest, throttle slot", throttled.acceptRate(), throttled.e2eRate(), throttled.e2eRate()/tem.e2eRate())
+
+	if cfg.ThrottleSeconds > 0 {
+		n := cfg.ThrottleRate * (cfg.ThrottleSeconds + 1) // the first second is the burst from idle
+		fmt.Fprintf(out, "\nThrottle accuracy: %d events at once to a function throttled to %d/s:\n", n, cfg.ThrottleRate)
+		res, err := phase(ctx, "throttle-rate", n, cfg.Concurrency, &tempestMarks, sendNamed("bench/rate"))
+		if err != nil {
+			return err
+		}
+		starts := make([]time.Time, 0, n)
+		for _, k := range res.keys {
+			starts = append(starts, tempestMarks.get(k))
+		}
+		slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+		// Measure once every event is accepted: starts during the sends are late by the
+		// load of sending, which would shorten the span and inflate the rate.
+		i := sort.Search(len(starts), func(i int) bool { return starts[i].After(res.sentAt.Add(time.Second)) })
+		steady := starts[i:]
+		if len(steady) < 2 {
+			return fmt.Errorf("throttle phase: too short to measure; raise --throttle-seconds")
+		}
+		span := steady[len(steady)-1].Sub(steady[0])
+		measured := float64(len(steady)-1) / span.Seconds()
+		fmt.Fprintf(out, "  measured %.2f starts/s over %s (configured %d/s): %+.2f %%\n",
+			measured, span.Round(time.Millisecond), cfg.ThrottleRate, (measured/float64(cfg.ThrottleRate)-1)*100)
+	}
+
 	fmt.Fprintf(out, "\nResident memory of this process (embedded Temporal + Tempest, as in `tempest dev`): idle %d MB, after the run %d MB\n", idleRSS, rssMB())
 	return nil
 }
 
 type phaseResult struct {
+	keys     []string
+	sentAt   time.Time // when the last send was accepted
 	lat      []float64 // ms, sorted
 	accepted time.Duration
 	e2e      time.Duration
@@ -331,12 +391,12 @@ func phase(ctx context.Context, name string, n, conc int, marks *firstStep, star
 	}
 	select {
 	case <-marks.all:
-	case <-time.After(5 * time.Minute):
-		return nil, fmt.Errorf("%s: only %d of %d first steps ran within 5 minutes", name, marks.seen.Load(), n)
+	case <-time.After(15 * time.Minute):
+		return nil, fmt.Errorf("%s: only %d of %d first steps ran within 15 minutes", name, marks.seen.Load(), n)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	res := &phaseResult{accepted: accepted, e2e: time.Since(began), n: n}
+	res := &phaseResult{keys: keys, sentAt: began.Add(accepted), accepted: accepted, e2e: time.Since(began), n: n}
 	for i, k := range keys {
 		res.lat = append(res.lat, float64(marks.get(k).Sub(sent[i]).Microseconds())/1000)
 	}
