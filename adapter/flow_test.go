@@ -207,3 +207,41 @@ func TestFlowControlValidation(t *testing.T) {
 		}
 	}
 }
+
+// Two Tempest processes (two apps, each with its own Redis connection) serving one function
+// keep its rate limit exact under concurrent sends.
+func TestRateLimitExactAcrossTwoProcesses(t *testing.T) {
+	t.Parallel()
+	first := testenv.App(t, nil)
+	second := testenv.App(t, func(o *adapter.Options) {
+		o.AppID, o.Redis, o.RedisURL = first.AppID(), nil, testenv.RedisURL()
+	})
+	for _, app := range []*adapter.App{first, second} {
+		if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "shared", RateLimit: &adapter.RateLimit{Limit: 20, Period: time.Hour}},
+			adapter.EventTrigger("test/shared", nil), newStamps().fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.StartWorker(t, first)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	runs := 0
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			app := []*adapter.App{first, second}[g%2]
+			for i := range 5 {
+				ids := send(t, app, map[string]any{"name": "test/shared", "data": map[string]any{"label": fmt.Sprint(g, "-", i)}})
+				n := len(runsOf(t, app, ids[0]))
+				mu.Lock()
+				runs += n
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if runs != 3 { // floor(20/10) + 1 from idle, whichever process admits them
+		t.Fatalf("100 events through two processes started %d runs, want 3", runs)
+	}
+}
