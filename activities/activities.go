@@ -71,3 +71,9 @@ func ReleaseSingleton(ctx context.Context, l Locker, key, runID string) error {
 type Canceller interface {
 	CancelRequested(ctx context.Context, runID string) bool
 }
+
+// Limiter holds concurrency leases for steps (flowcontrol.Acquire behind the app).
+type Limiter interface {
+	AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64) (bool, error)
+	ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error
+}

@@ -245,3 +245,130 @@ func TestRateLimitExactAcrossTwoProcesses(t *testing.T) {
 		t.Fatalf("100 events through two processes started %d runs, want 3", runs)
 	}
 }
+
+// 200 runs across 20 keys: a function limited to 1 step per key never runs two steps of a
+// key at once, while the same events run an unlimited function's steps side by side (so the
+// test can see an overlap when there is one).
+func TestConcurrencyNeverExceedsLimit(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	var mu sync.Mutex
+	running, maxSeen := map[string]int{}, map[string]int{}
+	done := map[string]int{}
+	work := func(name string) adapter.SDKFunction[map[string]any] {
+		return func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			key := name + "/" + fmt.Sprint(in.Event.Data["key"])
+			return step.Run(ctx, "work", func(context.Context) (bool, error) {
+				mu.Lock()
+				running[key]++
+				maxSeen[name] = max(maxSeen[name], running[key])
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond)
+				mu.Lock()
+				running[key]--
+				done[name]++
+				mu.Unlock()
+				return true, nil
+			})
+		}
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "limited",
+		Concurrency: []adapter.Concurrency{{Limit: 1, Key: adapter.Ptr("event.data.key")}}},
+		adapter.EventTrigger("test/conc", nil), work("limited")); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, app, "unlimited", adapter.EventTrigger("test/conc", nil), work("unlimited"))
+	testenv.StartWorker(t, app)
+	events := make([]any, 200)
+	for i := range events {
+		events[i] = map[string]any{"name": "test/conc", "data": map[string]any{"key": fmt.Sprint("k", i/10)}} // 10 runs in a row per key
+	}
+	ids := send(t, app, events...)
+	for _, id := range ids {
+		for _, r := range runsOf(t, app, id) {
+			if r := waitRun(t, app, r.RunID); r.Status != api.StatusCompleted {
+				t.Fatalf("%s %s", r.Status, r.Output)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("maximum steps of one key at once: %d with a limit of 1, %d without; %v steps done", maxSeen["limited"], maxSeen["unlimited"], done)
+	if maxSeen["limited"] != 1 || done["limited"] != 200 || done["unlimited"] != 200 {
+		t.Fatalf("limited function: max %d at once (limit 1), steps done %v", maxSeen["limited"], done)
+	}
+	if maxSeen["unlimited"] < 2 {
+		t.Fatalf("the unlimited function never overlapped (max %d): the test cannot see a violation", maxSeen["unlimited"])
+	}
+}
+
+// A sleeping run holds no slot: with a limit of 1, a second run's steps execute while the
+// first run sleeps between its steps.
+func TestSleepingRunsHoldNoSlot(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	var mu sync.Mutex
+	var order []string
+	mark := func(s string) func(context.Context) (bool, error) {
+		return func(context.Context) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, s)
+			return true, nil
+		}
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "one-at-a-time", Concurrency: []adapter.Concurrency{{Limit: 1}}},
+		adapter.EventTrigger("test/one", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			label := fmt.Sprint(in.Event.Data["label"])
+			if _, err := step.Run(ctx, "first", mark(label)); err != nil {
+				return nil, err
+			}
+			if label == "sleeper" {
+				if err := step.Sleep(ctx, "nap", 2*time.Second); err != nil {
+					return nil, err
+				}
+			}
+			return step.Run(ctx, "after", mark(label+"-after"))
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	a := send(t, app, map[string]any{"name": "test/one", "data": map[string]any{"label": "sleeper"}})
+	waitsUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 1 })
+	b := send(t, app, map[string]any{"name": "test/one", "data": map[string]any{"label": "other"}})
+	waitRun(t, app, runsOf(t, app, a[0])[0].RunID)
+	waitRun(t, app, runsOf(t, app, b[0])[0].RunID)
+	if fmt.Sprint(order) != "[sleeper other other-after sleeper-after]" {
+		t.Fatalf("order %v: the other run should finish while the sleeper sleeps", order)
+	}
+}
+
+func waitsUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+	}
+}
+
+func TestConcurrencyValidation(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
+	for _, c := range []struct {
+		conc []adapter.Concurrency
+		msg  string
+	}{
+		{[]adapter.Concurrency{{Limit: 0}}, "limit is 0"},
+		{[]adapter.Concurrency{{Limit: 1, Scope: "env"}}, `scope "env" needs a Key`},
+		{[]adapter.Concurrency{{Limit: 1, Scope: "account"}}, `use "fn" or "env"`},
+		{[]adapter.Concurrency{{Limit: 1}, {Limit: 1}, {Limit: 1}}, "at most 2"},
+	} {
+		_, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "c", Concurrency: c.conc}, adapter.EventTrigger("a/b", nil), noop)
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%+v: err %v, want %q", c.conc, err, c.msg)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -35,6 +36,27 @@ type Throttle struct {
 // function's runs wait for workers.
 type Priority struct {
 	Run *string
+}
+
+// Concurrency limits the steps of this function executing at once, per key value (Inngest's
+// step concurrency): sleeping, waiting and invoking runs hold no slot. A step that finds
+// its key full waits in a timer (holding no worker) and asks again; waiting runs get slots
+// oldest first, moved ahead by their Priority. Key is CEL over `event` (nil: one limit for
+// the function); Scope "fn" (default) keeps the limit to this function, "env" shares it with
+// every function that evaluates the same key value (a Key is then required).
+type Concurrency struct {
+	Limit int
+	Key   *string
+	Scope string
+}
+
+// MaxConcurrencyLimits is how many Concurrency entries a function may have.
+const MaxConcurrencyLimits = 2
+
+type concurrencyLimit struct {
+	limit int
+	scope string // "fn:<slug>" or "env"
+	key   *expr.Program
 }
 
 // Limits of the start-path options.
@@ -101,6 +123,28 @@ func (f *function) compileFlowControl(opts FunctionOpts) error {
 		}
 		f.throttle = &limiter{limit: int64(t.Limit), burst: int64(t.Burst), period: t.Period, key: key}
 	}
+	if len(opts.Concurrency) > MaxConcurrencyLimits {
+		return fmt.Errorf("%d concurrency limits, at most %d are allowed", len(opts.Concurrency), MaxConcurrencyLimits)
+	}
+	for i, c := range opts.Concurrency {
+		cl := concurrencyLimit{limit: c.Limit, scope: "fn:" + f.slug}
+		switch {
+		case c.Limit < 1:
+			return fmt.Errorf("concurrency %d: limit is %d, must be at least 1", i, c.Limit)
+		case c.Scope == "env" && c.Key == nil:
+			return fmt.Errorf("concurrency %d: scope \"env\" needs a Key", i)
+		case c.Scope == "env":
+			cl.scope = "env"
+		case c.Scope != "" && c.Scope != "fn":
+			return fmt.Errorf("concurrency %d: scope %q: use \"fn\" or \"env\"", i, c.Scope)
+		}
+		key, err := compileKey(c.Key)
+		if err != nil {
+			return fmt.Errorf("concurrency %d key: %w", i, err)
+		}
+		cl.key = key
+		f.concurrency = append(f.concurrency, cl)
+	}
 	if p := opts.Priority; p != nil && p.Run != nil {
 		prog, err := expr.Compile(*p.Run)
 		if err != nil {
@@ -139,12 +183,11 @@ func (f *function) admission(runID string, ev *accepted) flowcontrol.Admission {
 	}
 }
 
-// priorityKey maps the priority factor (seconds, clamped to ±600) to Temporal's
-// PriorityKey: 1 for 300 s and more, 2 above 0, 3 at 0 (the default), 4 below 0, 5 for
-// -300 s and less.
-func (f *function) priorityKey(ev *accepted) int {
+// priorityFactor is the run's priority in seconds, clamped to ±600; errors and non-numbers
+// are 0.
+func (f *function) priorityFactor(ev *accepted) int {
 	if f.priority == nil {
-		return 0 // unset: the server's default (3)
+		return 0
 	}
 	v, err := f.priority.Eval(map[string]any{"event": ev.asMap()})
 	var secs float64
@@ -158,17 +201,56 @@ func (f *function) priorityKey(ev *accepted) int {
 			secs = n
 		}
 	}
-	secs = min(max(secs, -MaxPriority), MaxPriority)
+	return int(min(max(secs, -MaxPriority), MaxPriority))
+}
+
+// priorityKey maps the priority factor to Temporal's PriorityKey: 1 for 300 s and more, 2
+// above 0, 3 at 0 (the default), 4 below 0, 5 for -300 s and less; 0 (the server's default)
+// when the function sets no priority.
+func (f *function) priorityKey(factor int) int {
 	switch {
-	case secs >= 300:
+	case f.priority == nil:
+		return 0
+	case factor >= 300:
 		return 1
-	case secs > 0:
+	case factor > 0:
 		return 2
-	case secs == 0:
+	case factor == 0:
 		return 3
-	case secs > -300:
+	case factor > -300:
 		return 4
 	default:
 		return 5
 	}
+}
+
+// leases evaluates the concurrency keys of a run from its triggering event. A key that
+// evaluates to false exempts the run from that limit.
+func (f *function) leases(ev *accepted) []flowcontrol.Lease {
+	var out []flowcontrol.Lease
+	for _, c := range f.concurrency {
+		value := ""
+		if c.key != nil {
+			v, err := c.key.Eval(map[string]any{"event": ev.asMap()})
+			if v == false {
+				continue
+			}
+			if err != nil || v == nil {
+				v = "<nil>"
+			}
+			value = fmt.Sprint(v)
+		}
+		out = append(out, flowcontrol.Lease{Key: flowcontrol.ConcurrencyKey(c.scope, value), Limit: c.limit})
+	}
+	return out
+}
+
+// AcquireLeases takes a step's concurrency leases (workflows.Engine).
+func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64) (bool, error) {
+	return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
+}
+
+// ReleaseLeases gives a step's leases back (workflows.Engine).
+func (a *App) ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error {
+	return flowcontrol.Release(ctx, a.redis, leases, leaseID)
 }

@@ -52,6 +52,8 @@ type FunctionOpts struct {
 	Idempotency *string
 	// Priority moves runs ahead of waiting work; see Priority.
 	Priority *Priority
+	// Concurrency limits the steps executing at once (up to 2 limits); see Concurrency.
+	Concurrency []Concurrency
 }
 
 // Singleton keeps at most one active (running, sleeping or waiting) run per key. Key is CEL
@@ -176,6 +178,7 @@ type function struct {
 	singletonKey                *expr.Program // nil: one run per function
 	rateLimit, throttle         *limiter
 	priority                    *expr.Program
+	concurrency                 []concurrencyLimit
 }
 
 type compiledTrigger struct {

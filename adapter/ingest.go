@@ -314,6 +314,7 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
 		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: ev.received.UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
+		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev),
 	}
 	delay := time.Until(dec.StartAt)
 	if delay < 0 {
@@ -330,7 +331,7 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 		// start response and skips matching (about 2 ms instead of 50 ms to the first step
 		// here); without a local worker the server dispatches as usual.
 		EnableEagerStart: delay == 0,
-		Priority:         temporal.Priority{PriorityKey: f.priorityKey(ev)},
+		Priority:         temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
 		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(f.slug),

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/activities"
+	"github.com/tempestrun/tempest/flowcontrol"
 )
 
 // RunInput is the workflow input of a run. It carries everything the run needs, so a run
@@ -39,6 +40,11 @@ type RunInput struct {
 	FinishTimeout time.Duration `json:"finish_timeout,omitempty"`
 	// Singleton is the Redis key of the singleton lock the run holds, released at its end.
 	Singleton string `json:"singleton,omitempty"`
+	// Concurrency lists the limits every step of the run takes a lease on while it executes.
+	Concurrency []flowcontrol.Lease `json:"concurrency,omitempty"`
+	// Priority is the run's priority factor in seconds: it moves the run ahead of runs
+	// that waited up to that much longer for a concurrency slot.
+	Priority int `json:"priority,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -58,6 +64,7 @@ type Engine interface {
 	activities.Waiter
 	activities.Locker
 	activities.Canceller
+	activities.Limiter
 	// Function resolves an invoke target by fully qualified id or by id within the app.
 	Function(id string) (FunctionInfo, bool)
 }

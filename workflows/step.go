@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/activities"
+	"github.com/tempestrun/tempest/flowcontrol"
 )
 
 // MaxStepOutput is the largest step result, in bytes of JSON. Temporal rejects payloads over
@@ -51,16 +52,59 @@ const runCancelledType = "RunCancelled"
 
 // guard wraps a step body so that it does not start once the run's cancellation was
 // requested. A failed check lets the step run: Redis being away must not stop runs.
-func (st *runState) guard(fn StepFunc) StepFunc {
+func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 	if st.engine == nil {
 		return fn
 	}
+	leases := st.in.Concurrency
+	leaseID := fmt.Sprintf("%s/%s/%d", st.in.RunID, id, attempt)
+	score := float64(st.in.ScheduledAt - int64(st.in.Priority)*1000)
 	return func(ctx context.Context) (json.RawMessage, error) {
 		if st.engine.CancelRequested(ctx, st.in.RunID) {
 			return nil, errRunCancelled
 		}
+		if len(leases) == 0 {
+			return fn(ctx)
+		}
+		ok, err := st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errConcurrencyLimited
+		}
+		// Renew the lease while the step runs; a crash lets it expire.
+		done := make(chan struct{})
+		defer func() {
+			close(done)
+			_ = st.engine.ReleaseLeases(context.WithoutCancel(ctx), leases, leaseID)
+		}()
+		go func() {
+			t := time.NewTicker(flowcontrol.LeaseTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					_, _ = st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score)
+				}
+			}
+		}()
 		return fn(ctx)
 	}
+}
+
+var errConcurrencyLimited = errors.New("concurrency limit reached")
+
+// concurrencyLimitedType is the error type of a step that found its concurrency keys full.
+const concurrencyLimitedType = "ConcurrencyLimited"
+
+// concurrencyWait is how long a step waits before asking again for a slot: it grows from
+// 100 ms to 1 s, so a short wait is short and a long one does not flood the run's history
+// (about 6 events per second of waiting).
+func concurrencyWait(waits int) time.Duration {
+	return min(100*time.Millisecond<<min(waits, 4), time.Second)
 }
 
 var errRunCancelled = errors.New("the run's cancellation was requested")
@@ -71,6 +115,9 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 	data, err := fn(context.WithValue(ctx, attemptKey{}, attempt))
 	if errors.Is(err, errRunCancelled) {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), runCancelledType, nil)
+	}
+	if errors.Is(err, errConcurrencyLimited) {
+		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), concurrencyLimitedType, nil)
 	}
 	if err != nil {
 		var nr *NonRetriableError
@@ -108,6 +155,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 	if m, ok := st.memo[id]; ok {
 		return m.result()
 	}
+	waits := 0
 	for attempt := 0; ; attempt++ {
 		if err := st.checkDeadline(); err != nil {
 			return nil, err
@@ -125,10 +173,23 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 			Summary:             summary,
 		})
 		var out StepOutput
-		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, st.guard(fn)).Get(lctx, &out)
+		err := workflow.ExecuteLocalActivity(lctx, RunStep, id, attempt, st.guard(id, attempt, fn)).Get(lctx, &out)
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == runCancelledType {
 			st.cancelled = true
+		}
+		if appErr != nil && appErr.Type() == concurrencyLimitedType && st.wctx.Err() == nil {
+			// Waiting for a slot is not an attempt: the step waits in a timer, holding no
+			// worker, and asks again.
+			d := concurrencyWait(waits)
+			waits++
+			attempt--
+			if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
+				Summary: fmt.Sprintf("%s waits for a concurrency slot", id),
+			}).Get(st.wctx, nil); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if st.wctx.Err() != nil || st.cancelled {
 			return nil, temporal.NewCanceledError("the run was cancelled")
