@@ -86,7 +86,9 @@ type App struct {
 	log      *slog.Logger
 	waits    *flowcontrol.Waits
 	admitter *flowcontrol.Admitter
-	exprs    sync.Map // CEL source -> *expr.Program, for wait conditions
+	buffers  *flowcontrol.Buffers
+	stop     context.CancelFunc // stops the flusher
+	exprs    sync.Map           // CEL source -> *expr.Program, for wait conditions
 
 	mu        sync.RWMutex
 	functions map[string]*function // by slug
@@ -114,6 +116,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.waits = flowcontrol.NewWaits(a.redis, nil)
 	a.admitter = flowcontrol.NewAdmitter(a.redis, nil)
+	a.buffers = flowcontrol.NewBuffers(a.redis, nil)
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
@@ -173,8 +176,11 @@ func (o *Options) resolve() error {
 	return nil
 }
 
-// Close closes the clients New opened (not those passed in Options).
+// Close stops the flusher and closes the clients New opened (not those passed in Options).
 func (a *App) Close() {
+	if a.stop != nil {
+		a.stop()
+	}
 	for _, f := range a.owned {
 		f()
 	}
@@ -289,8 +295,9 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	return nil
 }
 
-// StartWorker syncs the app's cron schedules and starts a worker running its functions;
-// stop it with Stop.
+// StartWorker syncs the app's cron schedules, starts a worker running its functions (stop
+// it with Stop) and, once per app, the flusher of debounce and batch buffers (stopped by
+// Close).
 func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
 	w := worker.New(a.temporal, a.opts.TaskQueue, a.opts.Worker)
 	if err := a.RegisterWorkflows(w); err != nil {
@@ -302,6 +309,13 @@ func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
+	a.mu.Lock()
+	if a.stop == nil {
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stop = cancel
+		go a.flusher(fctx)
+	}
+	a.mu.Unlock()
 	return w, nil
 }
 

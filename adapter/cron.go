@@ -86,13 +86,13 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 		return "", err
 	}
 	runID := runIDFor(f, ev)
-	started, err := a.startRun(ctx, f, runID, ev)
+	listed, err := a.startRun(ctx, f, runID, ev)
 	if err != nil {
 		return "", err
 	}
 	runs := []string{}
-	if started {
-		runs = append(runs, runID)
+	if listed != "" {
+		runs = append(runs, listed)
 	}
 	return runID, a.storeEvents(ctx, []*accepted{ev}, [][]string{runs})
 }

@@ -54,6 +54,10 @@ type FunctionOpts struct {
 	Priority *Priority
 	// Concurrency limits the steps executing at once (up to 2 limits); see Concurrency.
 	Concurrency []Concurrency
+	// Debounce starts one run for the last event of a quiet period; see Debounce.
+	Debounce *Debounce
+	// BatchEvents starts one run for many events; see BatchEvents.
+	BatchEvents *BatchEvents
 }
 
 // Singleton keeps at most one active (running, sleeping or waiting) run per key. Key is CEL
@@ -179,6 +183,7 @@ type function struct {
 	rateLimit, throttle         *limiter
 	priority                    *expr.Program
 	concurrency                 []concurrencyLimit
+	buffer                      *bufferConfig // debounce or batch
 }
 
 type compiledTrigger struct {
@@ -277,6 +282,9 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 		}
 	}
 	if err := f.compileFlowControl(opts); err != nil {
+		return nil, fmt.Errorf("function %q: %w", opts.ID, err)
+	}
+	if err := f.compileBuffers(opts); err != nil {
 		return nil, fmt.Errorf("function %q: %w", opts.ID, err)
 	}
 	if len(opts.Cancel) > MaxCancelRules {

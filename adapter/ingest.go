@@ -129,10 +129,10 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	}
 
 	type start struct {
-		i       int // index of the event
-		fn      *function
-		run     string
-		started bool
+		i      int // index of the event
+		fn     *function
+		run    string
+		listed string // the run id to list under the event ("" none)
 	}
 	var starts []*start
 	for i, ev := range evs {
@@ -151,8 +151,8 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			started, err := a.startRun(ctx, st.fn, st.run, evs[st.i])
-			st.started = started
+			listed, err := a.startRun(ctx, st.fn, st.run, evs[st.i])
+			st.listed = listed
 			if err != nil {
 				errMu.Lock()
 				firstErr = cmpErr(firstErr, err)
@@ -166,8 +166,8 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	}
 	runs := make([][]string, len(evs))
 	for _, st := range starts {
-		if st.started {
-			runs[st.i] = append(runs[st.i], st.run)
+		if st.listed != "" && !slices.Contains(runs[st.i], st.listed) {
+			runs[st.i] = append(runs[st.i], st.listed)
 		}
 	}
 
@@ -295,28 +295,43 @@ func (a *App) match(ev *accepted) []*function {
 	return out
 }
 
-// startRun admits and starts one run. started is false when the start path dropped it (a
-// duplicate event id, or over the rate limit); a run skipped by its singleton counts as
-// started, since it has a record. The workflow id is the run id, derived from function and
-// event, and reuse is rejected, so a retried ingest finds the run already there (even if it
-// has completed) and starts nothing.
-func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) (started bool, err error) {
+// startRun admits and starts one run, or buffers its event (debounce, batch). It returns
+// the id of the run to list under the event: "" when the start path dropped it (a duplicate
+// event id, over the rate limit, an older debounce event), the buffer's run id when it was
+// buffered, runID otherwise (a run skipped by its singleton is listed: it has a record).
+func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) (string, error) {
+	if f.buffered(ev) {
+		return a.buffer(ctx, f, ev)
+	}
 	dec, err := a.admitter.Admit(ctx, f.admission(runID, ev))
 	if err != nil || dec.Outcome != flowcontrol.Admitted {
-		return false, err
+		return "", err
 	}
+	if err := a.launch(ctx, f, runID, []*accepted{ev}, dec.StartAt); err != nil {
+		return "", err
+	}
+	return runID, nil
+}
+
+// launch starts the run of f for evs (the first is the trigger) at startAt (now, or later
+// when throttled), under its singleton rule.
+func (a *App) launch(ctx context.Context, f *function, runID string, evs []*accepted, startAt time.Time) error {
+	ev := evs[0]
 	lock, skip, err := a.admitSingleton(ctx, f, runID, ev)
 	if err != nil || skip {
-		return skip, err
+		return err
 	}
 	in := workflows.RunInput{
 		Singleton:  lock,
-		FunctionID: f.slug, RunID: runID, Events: []json.RawMessage{ev.norm}, Retries: f.retries,
-		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: ev.received.UnixMilli(),
+		FunctionID: f.slug, RunID: runID, Retries: f.retries,
+		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: time.Now().UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev),
 	}
-	delay := time.Until(dec.StartAt)
+	for _, e := range evs {
+		in.Events = append(in.Events, e.norm)
+	}
+	delay := time.Until(startAt)
 	if delay < 0 {
 		delay = 0
 	}
@@ -341,7 +356,7 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 	}, f.slug, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {
-		return false, fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
+		return fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
 	}
-	return true, nil
+	return nil
 }

@@ -55,6 +55,9 @@ func (a *App) EventRuns(ctx context.Context, id string) ([]api.FunctionRun, erro
 	runs := make([]api.FunctionRun, 0, len(rec.Runs))
 	for _, rid := range rec.Runs {
 		r, err := a.Run(ctx, rid)
+		if errors.Is(err, ErrNotFound) {
+			continue // a debounced or batched run that has not started yet
+		}
 		if err != nil {
 			return nil, err
 		}

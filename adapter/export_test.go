@@ -1,0 +1,15 @@
+package adapter
+
+import (
+	"context"
+
+	"github.com/tempestrun/tempest/flowcontrol"
+)
+
+// StartRunForTest flushes a claimed buffer as the flusher would, for crash tests.
+func (a *App) StartRunForTest(ctx context.Context, c flowcontrol.Flush) error {
+	a.mu.RLock()
+	f := a.functions[c.Function]
+	a.mu.RUnlock()
+	return a.startFlush(ctx, f, c)
+}
