@@ -21,6 +21,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -44,7 +45,9 @@ const (
 type Options struct {
 	// AppID names the app; function ids are prefixed with it ("<app>-<fn>"). Required.
 	AppID string
-	// Temporal is a client to use; when nil, New dials TemporalAddress/Namespace.
+	// Temporal is a client whose connection to share; when nil, New dials
+	// TemporalAddress/Namespace. Either way the app's client stores payloads over 256 KiB in
+	// Redis (a reference stays in the history).
 	Temporal client.Client
 	// TemporalAddress is host:port of the Temporal frontend. $TEMPORAL_ADDRESS, else
 	// 127.0.0.1:7233.
@@ -121,17 +124,25 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
 	}
-	if a.temporal = opts.Temporal; a.temporal == nil {
-		c, err := client.DialContext(dialCtx, client.Options{
-			HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
-		})
-		if err != nil {
-			a.Close()
-			return nil, fmt.Errorf("temporal is unreachable at %s (TEMPORAL_ADDRESS): %w", opts.TemporalAddress, err)
-		}
-		a.owned = append(a.owned, c.Close)
-		a.temporal = c
+	// Payloads over 256 KiB (large batches, large step results) go to Redis, referenced
+	// from the history.
+	copts := client.Options{
+		HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
+		DataConverter: converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), flowcontrol.PayloadCodec{Redis: a.redis}),
 	}
+	var c client.Client
+	var err error
+	if opts.Temporal != nil {
+		c, err = client.NewClientFromExistingWithContext(dialCtx, opts.Temporal, copts)
+	} else {
+		c, err = client.DialContext(dialCtx, copts)
+	}
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("temporal is unreachable at %s (TEMPORAL_ADDRESS): %w", opts.TemporalAddress, err)
+	}
+	a.owned = append(a.owned, c.Close)
+	a.temporal = c
 	if err := ensureSearchAttributes(dialCtx, a.temporal, opts.Namespace); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)

@@ -40,9 +40,9 @@ const (
 	MinDebouncePeriod = time.Second
 	MaxDebouncePeriod = 7 * 24 * time.Hour
 	MinBatchTimeout   = time.Second
-	// MaxBatchBytes caps a batch's events. Inngest allows 10 MiB; Tempest passes a batch
-	// inline in the run's Temporal input, whose limit is 2 MiB, so it caps batches lower.
-	MaxBatchBytes = 1 << 20
+	// MaxBatchBytes caps a batch's events, as Inngest's. A batch over 256 KiB reaches the
+	// run by reference: its payload is stored in Redis (flowcontrol.PayloadCodec).
+	MaxBatchBytes = 10 << 20
 	// flushEvery is how often the flusher looks for due buffers.
 	flushEvery = 100 * time.Millisecond
 )

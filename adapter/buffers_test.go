@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/testenv"
@@ -206,5 +207,63 @@ func TestBufferValidation(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%+v: err %v, want %q", tc.opts, err, tc.msg)
 		}
+	}
+}
+
+// A batch (and a step result) too large for a Temporal payload reaches the run by
+// reference: it is stored in Redis, the history holds a small reference.
+func TestLargeBatchPassesByReference(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	type big struct {
+		Label string `json:"label"`
+		Blob  string `json:"blob"`
+	}
+	sizes := make(chan int, 1)
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "big-batch",
+		BatchEvents: &adapter.BatchEvents{MaxSize: 8, Timeout: time.Minute}},
+		adapter.EventTrigger("test/big", nil),
+		func(ctx context.Context, in adapter.Input[big]) (any, error) {
+			total := 0
+			for _, e := range in.Events {
+				total += len(e.Data.Blob)
+			}
+			// A 3 MB step result, too.
+			echo, err := step.Run(ctx, "echo", func(context.Context) ([]big, error) {
+				out := make([]big, len(in.Events))
+				for i, e := range in.Events {
+					out[i] = e.Data
+				}
+				return out, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			sizes <- total
+			return len(echo), nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	blob := strings.Repeat("x", 400<<10)
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, send(t, app, map[string]any{"name": "test/big", "data": map[string]any{"label": fmt.Sprint(i), "blob": blob}})[0])
+	}
+	if total := recv(t, sizes); total != 8*len(blob) {
+		t.Fatalf("the run saw %d bytes of events, want %d", total, 8*len(blob))
+	}
+	r := waitRun(t, app, runsOf(t, app, ids[0])[0].RunID)
+	if r.Status != api.StatusCompleted || string(r.Output) != "8" {
+		t.Fatalf("%s %s", r.Status, r.Output)
+	}
+	it := app.Temporal().GetWorkflowHistory(context.Background(), r.RunID, "", false, 0)
+	first, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := first.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+	if enc := string(in.GetMetadata()["encoding"]); enc != "tempest/redis-ref" || len(in.GetData()) > 100 {
+		t.Fatalf("the run's input in the history is %q, %d bytes: want a reference", enc, len(in.GetData()))
 	}
 }

@@ -104,8 +104,8 @@ func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs [
 	}
 	out, err := a.ingest(ctx, raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
 	var inErr *api.InputError
-	if errors.As(err, &inErr) { // an invalid event stays invalid: do not retry the step
-		return nil, &workflows.NonRetriableError{Err: err}
+	if errors.As(err, &inErr) { // an invalid event stays invalid: do not retry
+		return nil, temporal.NewNonRetryableApplicationError(inErr.Msg, "InvalidEvent", nil)
 	}
 	return out, err
 }
@@ -218,7 +218,9 @@ func cmpErr(first, err error) error {
 }
 
 func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*accepted, error) {
-	if len(raw) > a.opts.MaxEventSize {
+	// Tempest's own events (a large batch's function.finished carries its events) are not
+	// held to the size limit of clients' events.
+	if !internal && len(raw) > a.opts.MaxEventSize {
 		return nil, fmt.Errorf("Event is over the max size: Max %d bytes / Size %d bytes", a.opts.MaxEventSize, len(raw))
 	}
 	var ev inbound

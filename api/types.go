@@ -50,15 +50,15 @@ const (
 
 // FunctionRun is Inngest's REST run shape.
 type FunctionRun struct {
-	RunID        string          `json:"run_id"`
-	RunStartedAt time.Time       `json:"run_started_at"`
-	FunctionID   string          `json:"function_id"`
-	EventID      string          `json:"event_id"`
-	Status       string          `json:"status"`
-	EndedAt      *time.Time      `json:"ended_at"`
+	RunID        string     `json:"run_id"`
+	RunStartedAt time.Time  `json:"run_started_at"`
+	FunctionID   string     `json:"function_id"`
+	EventID      string     `json:"event_id"`
+	Status       string     `json:"status"`
+	EndedAt      *time.Time `json:"ended_at"`
 	// StartAt is when a Scheduled run will start.
-	StartAt *time.Time `json:"start_at,omitempty"`
-	Output       json.RawMessage `json:"output,omitempty"`
+	StartAt *time.Time      `json:"start_at,omitempty"`
+	Output  json.RawMessage `json:"output,omitempty"`
 }
 
 // Event is Inngest's REST event shape.

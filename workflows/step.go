@@ -18,9 +18,9 @@ import (
 	"github.com/tempestrun/tempest/flowcontrol"
 )
 
-// MaxStepOutput is the largest step result, in bytes of JSON. Temporal rejects payloads over
-// 2 MiB, so the limit leaves room for the marker around the result.
-const MaxStepOutput = 2<<20 - 64<<10
+// MaxStepOutput is the largest step result, in bytes of JSON, as Inngest's. Results over
+// 256 KiB are kept in Redis and referenced from the history (Temporal's own limit is 2 MiB).
+const MaxStepOutput = 4 << 20
 
 // StepTimeout bounds one attempt of a step (a local activity: longer steps belong in a
 // Temporal activity of their own).
@@ -122,7 +122,10 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 	if err != nil {
 		var nr *NonRetriableError
 		var ra *RetryAfterError
+		var appErr *temporal.ApplicationError
 		switch {
+		case errors.As(err, &appErr): // already classified (by Tempest's own step bodies)
+			return StepOutput{}, appErr
 		case errors.As(err, &nr):
 			return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), "NonRetriableError", nil)
 		case errors.As(err, &ra):
