@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -189,15 +190,30 @@ func (a *App) flush(ctx context.Context, f *function) error {
 	if err != nil {
 		return err
 	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, startConcurrency)
+	)
 	for _, c := range claims {
-		if err := a.startFlush(ctx, f, c); err != nil {
-			return err
-		}
-		if err := a.buffers.Done(ctx, c); err != nil {
-			return err
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := a.startFlush(ctx, f, c)
+			if err == nil {
+				err = a.buffers.Done(ctx, c)
+			}
+			if err != nil { // the claim's lease expires and another flush retries it
+				mu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				mu.Unlock()
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return firstErr
 }
 
 func (a *App) startFlush(ctx context.Context, f *function, c flowcontrol.Flush) error {

@@ -170,6 +170,16 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		adapter.EventTrigger("bench/rate", nil), mark); err != nil {
 		return err
 	}
+	// A concurrency limit that never blocks (the cost of the lease around each step), and a
+	// debounce per event (the flusher's latency after the due time).
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "leased", Concurrency: []adapter.Concurrency{{Limit: 1 << 20}}},
+		adapter.EventTrigger("bench/leased", nil), mark); err != nil {
+		return err
+	}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "debounced", Debounce: &adapter.Debounce{Period: time.Second, Key: adapter.Ptr("event.data.k")}},
+		adapter.EventTrigger("bench/debounced", nil), mark); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -247,6 +257,25 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw), %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs)\n",
 		tIdle.p(50)-rawIdle.p(50), tIdle.p(50)-eagerIdle.p(50), tIdle.p(50)-sameIdle.p(50))
 
+	// Measured before the throughput phases, whose runs finish (system events) in the
+	// background: one debounce at a time (the flusher's own latency), then 200 keys due at
+	// once (a burst, drained at the machine's start rate).
+	single, err := phase(ctx, "debounce-single", 20, 1, &tempestMarks, sendNamed("bench/debounced"))
+	if err != nil {
+		return err
+	}
+	burst, err := phase(ctx, "debounce-burst", 200, 4, &tempestMarks, sendNamed("bench/debounced"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nDebounce flush latency, 1 s period, from the due time (send + 1 s) to the run's first step:\n")
+	for _, r := range []struct {
+		name string
+		res  *phaseResult
+	}{{"one at a time (20)", single}, {"200 keys due at once", burst}} {
+		fmt.Fprintf(out, "  %-22s p50 %6.1f ms  p99 %6.1f ms\n", r.name, r.res.p(50)-1000, r.res.p(99)-1000)
+	}
+
 	fmt.Fprintf(out, "\nThroughput, %d starts by %d concurrent senders:\n", cfg.Events, cfg.Concurrency)
 	raw, err := phase(ctx, "tput-raw", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(false, false))
 	if err != nil {
@@ -294,6 +323,13 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unthrottled)\n",
 		"Tempest, throttle slot", throttled.acceptRate(), throttled.e2eRate(), throttled.e2eRate()/tem.e2eRate())
+
+	leased, err := phase(ctx, "tput-leased", cfg.Events, cfg.Concurrency, &tempestMarks, sendNamed("bench/leased"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unlimited)\n",
+		"Tempest, concurrency lease", leased.acceptRate(), leased.e2eRate(), leased.e2eRate()/tem.e2eRate())
 
 	if cfg.ThrottleSeconds > 0 {
 		n := cfg.ThrottleRate * (cfg.ThrottleSeconds + 1) // the first second is the burst from idle
