@@ -130,13 +130,9 @@ func (a *App) buffer(ctx context.Context, f *function, ev *accepted) (string, er
 			return "", err
 		}
 	}
-	key := ""
-	if b.key != nil {
-		v, err := b.key.Eval(map[string]any{"event": ev.asMap()})
-		if err != nil || v == nil {
-			v = "<nil>"
-		}
-		key = fmt.Sprint(v)
+	key, ok := keyValue(b.key, ev)
+	if !ok {
+		key = "false" // a debounce or batch key has no exemption: false is a value like any other
 	}
 	item, _ := json.Marshal(bufferedEvent{Internal: ev.internal.String(), Received: ev.received.UnixMilli(), Event: ev.norm})
 	status, id, err := a.buffers.Add(ctx, flowcontrol.Append{

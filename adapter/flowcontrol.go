@@ -155,24 +155,33 @@ func (f *function) compileFlowControl(opts FunctionOpts) error {
 	return nil
 }
 
-// gcra evaluates a limiter's key for an event; nil means the event is exempt (its key is
-// false). A key that fails to evaluate shares the "<nil>" bucket, as Inngest's does.
+// keyValue evaluates a flow-control key for an event: "" for no key; ok false when the key
+// is false (the event is exempt); a key that fails to evaluate, or is null, is the "<nil>"
+// bucket, as Inngest's.
+func keyValue(key *expr.Program, ev *accepted) (value string, ok bool) {
+	if key == nil {
+		return "", true
+	}
+	v, err := key.Eval(map[string]any{"event": ev.asMap()})
+	if v == false {
+		return "", false
+	}
+	if err != nil || v == nil {
+		return "<nil>", true
+	}
+	return fmt.Sprint(v), true
+}
+
+// gcra is a limiter's rate for an event; nil when the event is exempt.
 func (l *limiter) gcra(ev *accepted) *flowcontrol.GCRA {
 	if l == nil {
 		return nil
 	}
-	g := &flowcontrol.GCRA{Limit: l.limit, Period: l.period, Burst: l.burst}
-	if l.key != nil {
-		v, err := l.key.Eval(map[string]any{"event": ev.asMap()})
-		if v == false {
-			return nil
-		}
-		if err != nil || v == nil {
-			v = "<nil>"
-		}
-		g.Key = fmt.Sprint(v)
+	key, ok := keyValue(l.key, ev)
+	if !ok {
+		return nil
 	}
-	return g
+	return &flowcontrol.GCRA{Key: key, Limit: l.limit, Period: l.period, Burst: l.burst}
 }
 
 // admission is f's start-path request for one run.
@@ -229,16 +238,9 @@ func (f *function) priorityKey(factor int) int {
 func (f *function) leases(ev *accepted) []flowcontrol.Lease {
 	var out []flowcontrol.Lease
 	for _, c := range f.concurrency {
-		value := ""
-		if c.key != nil {
-			v, err := c.key.Eval(map[string]any{"event": ev.asMap()})
-			if v == false {
-				continue
-			}
-			if err != nil || v == nil {
-				v = "<nil>"
-			}
-			value = fmt.Sprint(v)
+		value, ok := keyValue(c.key, ev)
+		if !ok {
+			continue
 		}
 		out = append(out, flowcontrol.Lease{Key: flowcontrol.ConcurrencyKey(c.scope, value), Limit: c.limit})
 	}
