@@ -77,7 +77,10 @@ func Invoke(ctx context.Context, id string, opts InvokeOpts) (json.RawMessage, e
 		WorkflowID:            childID,
 		TaskQueue:             target.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:         fmt.Sprintf("%s ← %s (invoked by %s, step %s)", target.Slug, EventFunctionInvoked, st.in.RunID, uid),
+		// The invoked run outlives its caller (after a timeout, say); cancelling the caller
+		// while it waits cancels the invoked run through the context.
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     fmt.Sprintf("%s ← %s (invoked by %s, step %s)", target.Slug, EventFunctionInvoked, st.in.RunID, uid),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(target.Slug), SAEventID.ValueSet(eventID.String()), SAEventName.ValueSet(EventFunctionInvoked)),
 	})
