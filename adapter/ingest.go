@@ -97,7 +97,7 @@ func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) (
 
 // SendEvents accepts the events a run sends (step.SendEvent, and with internal set,
 // Tempest's own inngest/ system events) under ids the workflow derived, so a retried send
-// is idempotent. It implements workflows.Sender.
+// is idempotent. It implements activities.Sender.
 func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
 	if len(eventIDs) != len(raws) {
 		return nil, fmt.Errorf("send events: %d events but %d ids", len(raws), len(eventIDs))

@@ -1,5 +1,6 @@
 // Package workflows holds the Temporal workflow that runs one Tempest function run, and the
-// step machinery (memoization, per-step retries) that the public step package binds to.
+// machinery the public step packages bind to: memoized steps with per-step retries, sleeps,
+// waits for events, invokes, parallel branches, timeouts, cancellation and system events.
 package workflows
 
 import (
