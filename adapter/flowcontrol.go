@@ -7,7 +7,6 @@ import (
 
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/expr"
-	"github.com/tempestrun/tempest/workflows"
 )
 
 // RateLimit drops runs over Limit per Period (lossy): a smoothed rate (GCRA) with Inngest's
@@ -253,16 +252,7 @@ func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, lea
 	return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
 }
 
-// ReleaseLeases gives a step's leases back and wakes the run that has waited longest for
-// each key (workflows.Engine); a failed wake only leaves that run to its timer.
+// ReleaseLeases gives a step's leases back (workflows.Engine).
 func (a *App) ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error {
-	if err := flowcontrol.Release(ctx, a.redis, leases, leaseID); err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if next, err := flowcontrol.NextWaiter(ctx, a.redis, l); err == nil && next != "" {
-			_ = a.temporal.SignalWorkflow(ctx, next, "", workflows.WakeSignal, nil)
-		}
-	}
-	return nil
+	return flowcontrol.Release(ctx, a.redis, leases, leaseID)
 }

@@ -61,12 +61,3 @@ func Release(ctx context.Context, rdb redis.UniversalClient, leases []Lease, lea
 	}
 	return nil
 }
-
-// NextWaiter is the run that has waited longest for a slot of l ("" when none).
-func NextWaiter(ctx context.Context, rdb redis.UniversalClient, l Lease) (string, error) {
-	ids, err := rdb.ZRange(ctx, l.Key+":waiting", 0, 0).Result()
-	if err != nil || len(ids) == 0 {
-		return "", err
-	}
-	return ids[0], nil
-}

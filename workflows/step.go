@@ -100,22 +100,6 @@ var errConcurrencyLimited = errors.New("concurrency limit reached")
 // concurrencyLimitedType is the error type of a step that found its concurrency keys full.
 const concurrencyLimitedType = "ConcurrencyLimited"
 
-// WakeSignal tells a run waiting for a concurrency slot that one was released.
-const WakeSignal = "tempest/wake"
-
-// waitForSlot waits for a wake signal or d, whichever comes first. A stale wake (sent while
-// the run was not waiting) only makes it ask once more.
-func (st *runState) waitForSlot(id string, d time.Duration) error {
-	tctx, cancel := workflow.WithCancel(st.wctx)
-	defer cancel()
-	timer := workflow.NewTimerWithOptions(tctx, d, workflow.TimerOptions{Summary: fmt.Sprintf("%s waits for a concurrency slot", id)})
-	sel := workflow.NewSelector(st.wctx)
-	sel.AddFuture(timer, func(workflow.Future) {})
-	sel.AddReceive(workflow.GetSignalChannel(st.wctx, WakeSignal), func(c workflow.ReceiveChannel, _ bool) { c.Receive(st.wctx, nil) })
-	sel.Select(st.wctx)
-	return st.wctx.Err()
-}
-
 // concurrencyWait is how long a step waits before asking again for a slot: it grows from
 // 100 ms to 1 s, so a short wait is short and a long one does not flood the run's history
 // (about 6 events per second of waiting).
@@ -198,12 +182,14 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 			st.cancelled = true
 		}
 		if appErr != nil && appErr.Type() == concurrencyLimitedType && st.wctx.Err() == nil {
-			// Waiting for a slot is not an attempt: the step waits, holding no worker, until
-			// a released slot wakes the run (WakeSignal) or its timer fires, and asks again.
+			// Waiting for a slot is not an attempt: the step waits in a timer, holding no
+			// worker, and asks again.
 			d := concurrencyWait(waits)
 			waits++
 			attempt--
-			if err := st.waitForSlot(id, d); err != nil {
+			if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{
+				Summary: fmt.Sprintf("%s waits for a concurrency slot", id),
+			}).Get(st.wctx, nil); err != nil {
 				return nil, err
 			}
 			continue
