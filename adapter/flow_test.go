@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/tempestrun/tempest/adapter"
@@ -165,6 +168,14 @@ func TestPriorityUnderBacklog(t *testing.T) {
 	for i := range 6 {
 		ids = append(ids, send(t, app, map[string]any{"name": "test/prio", "data": map[string]any{"label": fmt.Sprint("high", i), "vip": true}})[0])
 	}
+	// Start the worker once matching holds all 12 tasks in its backlog.
+	waitsUntil(t, func() bool {
+		d, err := app.Temporal().WorkflowService().DescribeTaskQueue(context.Background(), &workflowservice.DescribeTaskQueueRequest{
+			Namespace: app.Options().Namespace, TaskQueue: &taskqueuepb.TaskQueue{Name: app.Options().TaskQueue},
+			TaskQueueType: enumspb.TASK_QUEUE_TYPE_WORKFLOW, ReportStats: true,
+		})
+		return err == nil && d.GetStats().GetApproximateBacklogCount() == 12
+	})
 	testenv.StartWorker(t, app)
 	for _, id := range ids {
 		waitRun(t, app, runsOf(t, app, id)[0].RunID)
