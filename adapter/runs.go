@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
@@ -69,13 +70,36 @@ func (a *App) EventRuns(ctx context.Context, id string) ([]api.FunctionRun, erro
 // Run describes a run: its status, times and, once it has ended, its output (the
 // handler's result, or {"error": {...}} for a failed run).
 func (a *App) Run(ctx context.Context, id string) (*api.FunctionRun, error) {
+	run, info, err := a.describe(ctx, id)
+	if err != nil || info == nil {
+		return run, err
+	}
+	switch info.GetStatus() {
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var out json.RawMessage
+		if err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &out); err != nil {
+			return nil, fmt.Errorf("load output of run %s: %w", id, err)
+		}
+		run.Output = out
+	case enums.WORKFLOW_EXECUTION_STATUS_FAILED, enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+		enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
+		run.Output = failureOutput(err)
+	}
+	return run, nil
+}
+
+// describe is a run without its output (one Describe call); info is nil for a run that
+// never started (a skipped run's record).
+func (a *App) describe(ctx context.Context, id string) (*api.FunctionRun, *workflowpb.WorkflowExecutionInfo, error) {
 	desc, err := a.temporal.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return a.skipped(ctx, id)
+		run, err := a.skipped(ctx, id)
+		return run, nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("describe run %s: %w", id, err)
+		return nil, nil, fmt.Errorf("describe run %s: %w", id, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	run := &api.FunctionRun{
@@ -95,19 +119,7 @@ func (a *App) Run(ctx context.Context, id string) (*api.FunctionRun, error) {
 		t := info.GetCloseTime().AsTime()
 		run.EndedAt = &t
 	}
-	switch info.GetStatus() {
-	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		var out json.RawMessage
-		if err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &out); err != nil {
-			return nil, fmt.Errorf("load output of run %s: %w", id, err)
-		}
-		run.Output = out
-	case enums.WORKFLOW_EXECUTION_STATUS_FAILED, enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
-		enums.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		err := a.temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
-		run.Output = failureOutput(err)
-	}
-	return run, nil
+	return run, info, nil
 }
 
 // failureOutput renders a run's error as Inngest does: {"error": {"name", "message"}}.
@@ -153,7 +165,7 @@ func runStatus(s enums.WorkflowExecutionStatus) string {
 
 // CancelRun requests cancellation of a running run; it stops at its next step boundary.
 func (a *App) CancelRun(ctx context.Context, id string) error {
-	run, err := a.Run(ctx, id)
+	run, _, err := a.describe(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func (a *App) admitSingleton(ctx context.Context, f *function, runID string, ev 
 			return key, false, nil
 		}
 		// Held: skip, unless the holder has ended without releasing (then take over).
-		run, err := a.Run(ctx, holder)
+		run, _, err := a.describe(ctx, holder)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return "", false, err
 		}
