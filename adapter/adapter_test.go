@@ -149,6 +149,16 @@ func sorted(s []string) []string {
 	return out
 }
 
+// rejects checks that registering a function with opts and tr fails with an error that
+// contains msg.
+func rejects(t *testing.T, app *adapter.App, opts adapter.FunctionOpts, tr adapter.Triggerable, msg string) {
+	t.Helper()
+	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
+	if _, err := adapter.CreateFunction(app, opts, tr, noop); err == nil || !strings.Contains(err.Error(), msg) {
+		t.Errorf("%+v with %+v: err = %v, want %q", opts, tr, err, msg)
+	}
+}
+
 func mustCreate[T any](t *testing.T, app *adapter.App, id string, tr adapter.Triggerable, fn adapter.SDKFunction[T]) {
 	t.Helper()
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: id}, tr, fn); err != nil {
@@ -496,10 +506,7 @@ func TestRegistrationErrors(t *testing.T) {
 		{"bad wildcard", adapter.FunctionOpts{ID: "w"}, adapter.EventTrigger("app*", nil), "wildcard"},
 	}
 	for _, c := range cases {
-		_, err := adapter.CreateFunction(app, c.opts, c.tr, noop)
-		if err == nil || !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("%s: err = %v, want %q", c.name, err, c.msg)
-		}
+		rejects(t, app, c.opts, c.tr, c.msg)
 	}
 }
 

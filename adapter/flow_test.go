@@ -3,7 +3,6 @@ package adapter_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,7 +195,6 @@ func TestPriorityUnderBacklog(t *testing.T) {
 func TestFlowControlValidation(t *testing.T) {
 	t.Parallel()
 	app := testenv.App(t, nil)
-	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
 	for _, c := range []struct {
 		opts adapter.FunctionOpts
 		msg  string
@@ -212,10 +210,7 @@ func TestFlowControlValidation(t *testing.T) {
 		{adapter.FunctionOpts{Priority: &adapter.Priority{Run: adapter.Ptr("event.data.x +")}}, "priority"},
 	} {
 		c.opts.ID = "f"
-		_, err := adapter.CreateFunction(app, c.opts, adapter.EventTrigger("a/b", nil), noop)
-		if err == nil || !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("%+v: err %v, want %q", c.opts, err, c.msg)
-		}
+		rejects(t, app, c.opts, adapter.EventTrigger("a/b", nil), c.msg)
 	}
 }
 
@@ -367,7 +362,6 @@ func waitsUntil(t *testing.T, cond func() bool) {
 func TestConcurrencyValidation(t *testing.T) {
 	t.Parallel()
 	app := testenv.App(t, nil)
-	noop := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }
 	for _, c := range []struct {
 		conc []adapter.Concurrency
 		msg  string
@@ -377,9 +371,6 @@ func TestConcurrencyValidation(t *testing.T) {
 		{[]adapter.Concurrency{{Limit: 1, Scope: "account"}}, `use "fn" or "env"`},
 		{[]adapter.Concurrency{{Limit: 1}, {Limit: 1}, {Limit: 1}}, "at most 2"},
 	} {
-		_, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "c", Concurrency: c.conc}, adapter.EventTrigger("a/b", nil), noop)
-		if err == nil || !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("%+v: err %v, want %q", c.conc, err, c.msg)
-		}
+		rejects(t, app, adapter.FunctionOpts{ID: "c", Concurrency: c.conc}, adapter.EventTrigger("a/b", nil), c.msg)
 	}
 }
