@@ -9,6 +9,16 @@ import (
 	"time"
 )
 
+// Limits of a sent event, checked before anything starts so that Temporal never refuses
+// the run (its default limit on a Keyword search attribute is 2 KiB; the name is one, and a
+// name of 256 bytes JSON-escapes to at most 1538).
+const (
+	// MaxSentEventNameLength is Inngest's documented limit on event names, in bytes.
+	MaxSentEventNameLength = 256
+	// MaxEventIDLength bounds a client's id (a dedup key in Redis), in bytes.
+	MaxEventIDLength = 512
+)
+
 // Bounds of an event's ts, as Inngest validates them.
 var (
 	minTS = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
@@ -28,8 +38,15 @@ func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*acce
 	switch {
 	case ev.Name == "":
 		return nil, errors.New("event name is empty")
+	case len(ev.Name) > MaxSentEventNameLength:
+		return nil, fmt.Errorf("event name is %d bytes; at most %d are allowed", len(ev.Name), MaxSentEventNameLength)
+	case strings.ContainsFunc(ev.Name, isControl):
+		// PostgreSQL visibility cannot index U+0000; the others are surely mistakes.
+		return nil, fmt.Errorf("event name must not contain control characters: %q", ev.Name)
 	case !internal && strings.HasPrefix(strings.ToLower(ev.Name), "inngest/"):
 		return nil, fmt.Errorf("event name is reserved for internal use: %s", ev.Name)
+	case len(ev.ID) > MaxEventIDLength:
+		return nil, fmt.Errorf("event id is %d bytes; at most %d are allowed", len(ev.ID), MaxEventIDLength)
 	}
 	if d := bytes.TrimSpace(ev.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
 		ev.Data = json.RawMessage("{}")
@@ -48,6 +65,8 @@ func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*acce
 	}
 	return &accepted{ev: ev}, nil
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // normalize builds the event functions receive: the user's id or else the internal id, and
 // (for events from clients) data without the reserved "_inngest" key.
