@@ -124,7 +124,7 @@ type bufferedEvent struct {
 func (a *App) buffer(ctx context.Context, f *function, ev *accepted) (string, error) {
 	b := f.buffer
 	if b.kind == flowcontrol.KindDebounce && f.rateLimit != nil {
-		adm := flowcontrol.Admission{Function: f.slug, RunID: "debounce-" + ev.internal.String(), RateLimit: f.rateLimit.gcra(ev)}
+		adm := flowcontrol.Admission{Function: f.slug, RunID: "debounce-" + ev.internal.String(), RateLimit: f.rateLimit.gcra(ev), Remember: ev.remember()}
 		dec, err := a.admitter.Admit(ctx, adm)
 		if err != nil || dec.Outcome != flowcontrol.Admitted {
 			return "", err
@@ -138,7 +138,7 @@ func (a *App) buffer(ctx context.Context, f *function, ev *accepted) (string, er
 	status, id, err := a.buffers.Add(ctx, flowcontrol.Append{
 		Function: f.slug, Kind: b.kind, Key: key,
 		NewID: workflows.DeriveID(ev.received, f.slug, b.kind, key, ev.internal.String()).String(),
-		Event: item, EventID: ev.internal.String(), EventTS: ev.ev.TS,
+		Event: item, EventID: ev.internal.String(), EventTS: ev.ev.TS, Remember: ev.remember(),
 		Period: b.period, Timeout: b.timeout, MaxSize: b.maxSize, MaxBytes: MaxBatchBytes,
 	})
 	if err != nil || status == flowcontrol.Ignored {

@@ -86,7 +86,7 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 		return "", err
 	}
 	runID := runIDFor(f, ev)
-	listed, err := a.startRun(ctx, f, runID, ev)
+	listed, err := a.startOne(ctx, f, runID, ev)
 	if err != nil {
 		return "", err
 	}

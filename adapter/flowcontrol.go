@@ -187,7 +187,7 @@ func (l *limiter) gcra(ev *accepted) *flowcontrol.GCRA {
 // admission is f's start-path request for one run.
 func (f *function) admission(runID string, ev *accepted) flowcontrol.Admission {
 	return flowcontrol.Admission{
-		Function: f.slug, RunID: runID, DedupID: ev.ev.ID,
+		Function: f.slug, RunID: runID, Remember: ev.remember(),
 		RateLimit: f.rateLimit.gcra(ev), Throttle: f.throttle.gcra(ev),
 	}
 }

@@ -39,6 +39,7 @@ type accepted struct {
 	internal ulid.ULID
 	received time.Time
 	ev       inbound
+	ownID    bool            // the client gave the event its id
 	norm     json.RawMessage // the event as functions see it
 	mapForm  map[string]any  // decoded lazily for CEL
 }
@@ -114,23 +115,52 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		}
 		ev.internal = idOf(i)
 		ev.received = now
+		ev.ownID = ev.ev.ID != ""
+		evs[i] = ev
+	}
+	// An event with its own id is the same event whenever it is sent: it takes the internal
+	// id of the first send, so its runs are the same runs.
+	if err := a.adoptEventIDs(ctx, evs); err != nil {
+		return nil, err
+	}
+	for i, ev := range evs {
 		if err := ev.normalize(internal); err != nil {
 			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
 		}
-		evs[i] = ev
 	}
 
 	type start struct {
 		i      int // index of the event
 		fn     *function
 		run    string
+		dec    flowcontrol.Decision
 		listed string // the run id to list under the event ("" none)
 	}
-	var starts []*start
+	var starts, admit []*start
 	for i, ev := range evs {
 		for _, f := range a.match(ev) {
 			starts = append(starts, &start{i: i, fn: f, run: runIDFor(f, ev)})
 		}
+	}
+	// Buffered events, then the start-path decisions, in arrival order: the events of one
+	// request take batch places and throttle slots as if sent one by one.
+	var adms []flowcontrol.Admission
+	for _, st := range starts {
+		ev := evs[st.i]
+		if !st.fn.buffered(ev) {
+			admit = append(admit, st)
+			adms = append(adms, st.fn.admission(st.run, ev))
+			continue
+		}
+		listed, err := a.buffer(ctx, st.fn, ev)
+		if err != nil {
+			return nil, err
+		}
+		st.listed = listed
+	}
+	decs, err := a.admitter.AdmitMany(ctx, adms)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		wg       sync.WaitGroup
@@ -138,12 +168,16 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		errMu    sync.Mutex
 		firstErr error
 	)
-	for _, st := range starts {
+	for j, st := range admit {
+		st.dec = decs[j]
+		if st.dec.Outcome != flowcontrol.Admitted {
+			continue // dropped by the rate limit or idempotency: listed under no run
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			listed, err := a.startRun(ctx, st.fn, st.run, evs[st.i])
+			listed, err := a.startRun(ctx, st.fn, st.run, evs[st.i], st.dec)
 			st.listed = listed
 			if err != nil {
 				errMu.Lock()
@@ -174,6 +208,41 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		out[i] = ev.internal.String()
 	}
 	return out, nil
+}
+
+// adoptEventIDs gives each event that carries its own id the internal id of the first
+// event sent with that id within the dedup window (flowcontrol.ClaimEventIDs).
+func (a *App) adoptEventIDs(ctx context.Context, evs []*accepted) error {
+	var own []*accepted
+	var clientIDs, candidates []string
+	for _, ev := range evs {
+		if ev.ownID {
+			own = append(own, ev)
+			clientIDs = append(clientIDs, ev.ev.ID)
+			candidates = append(candidates, ev.internal.String())
+		}
+	}
+	holders, err := flowcontrol.ClaimEventIDs(ctx, a.redis, clientIDs, candidates)
+	if err != nil {
+		return err
+	}
+	for i, ev := range own {
+		id, err := ulid.Parse(holders[i])
+		if err != nil {
+			return fmt.Errorf("event id %q: stored internal id %q: %w", ev.ev.ID, holders[i], err)
+		}
+		ev.internal = id
+	}
+	return nil
+}
+
+// remember is how long decisions about ev are kept for a send of the same event: the
+// dedup window when the client gave it an id, else long enough for retries.
+func (ev *accepted) remember() time.Duration {
+	if ev.ownID {
+		return flowcontrol.DedupWindow
+	}
+	return flowcontrol.DecisionMemory
 }
 
 // storeEvents keeps the events (and the runs they started) for the REST API.
@@ -233,11 +302,28 @@ func (a *App) match(ev *accepted) []*function {
 	return out
 }
 
-// startRun admits and starts one run, or buffers its event (debounce, batch). It returns
-// the id of the run to list under the event: "" when the start path dropped it (a duplicate
-// event id, over the rate limit, an older debounce event), the buffer's run id when it was
-// buffered, runID otherwise (a run skipped by its singleton is listed: it has a record).
-func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted) (string, error) {
+// startRun starts an admitted run. A replayed decision means an earlier send of the same
+// event decided for this run: it is started only if that send did not get as far (it
+// started the run, or recorded it as skipped). It returns the id to list under the event.
+func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted, dec flowcontrol.Decision) (string, error) {
+	if dec.Replayed {
+		_, _, err := a.describe(ctx, runID)
+		if err == nil {
+			return runID, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", err
+		}
+	}
+	if err := a.launch(ctx, f, runID, []*accepted{ev}, dec.StartAt); err != nil {
+		return "", err
+	}
+	return runID, nil
+}
+
+// startOne takes one event for f through the whole start path (buffer, or admission and
+// start); it returns the id to list under the event.
+func (a *App) startOne(ctx context.Context, f *function, runID string, ev *accepted) (string, error) {
 	if f.buffered(ev) {
 		return a.buffer(ctx, f, ev)
 	}
@@ -245,10 +331,7 @@ func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accep
 	if err != nil || dec.Outcome != flowcontrol.Admitted {
 		return "", err
 	}
-	if err := a.launch(ctx, f, runID, []*accepted{ev}, dec.StartAt); err != nil {
-		return "", err
-	}
-	return runID, nil
+	return a.startRun(ctx, f, runID, ev, dec)
 }
 
 // launch starts the run of f for evs (the first is the trigger) at startAt (now, or later
@@ -268,6 +351,9 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 	}
 	for _, e := range evs {
 		in.Events = append(in.Events, e.norm)
+	}
+	if err := injectedStartFault(f.slug); err != nil {
+		return err
 	}
 	delay := time.Until(startAt)
 	if delay < 0 {

@@ -14,10 +14,10 @@ import (
 
 // Windows of the start path.
 const (
-	// DedupWindow: the same event id starts at most one run per function in 24 h.
+	// DedupWindow: the same event id is one event, with one run per function, for 24 h.
 	DedupWindow = 24 * time.Hour
 	// DecisionMemory: a retried ingest of the same run within it gets the same decision
-	// (and is not counted twice).
+	// (and is not counted twice). Events with their own id are remembered for DedupWindow.
 	DecisionMemory = 30 * time.Minute
 )
 
@@ -39,19 +39,18 @@ func RateLimitBurst(limit int64) int64 { return limit / 10 }
 
 // Admission is the start-path decision for one (event, function).
 type Admission struct {
-	Function string // fully qualified function id: the hash tag of every key
-	RunID    string
-	// DedupID is the event's id: a second run of the function for the same id within 24 h
-	// is a duplicate. "" disables the check.
-	DedupID   string
+	Function  string // fully qualified function id: the hash tag of every key
+	RunID     string
 	RateLimit *GCRA // lossy: over the limit, the run is dropped
 	Throttle  *GCRA // non-lossy: over the limit, the run starts later
+	// Remember is how long the decision is kept for retries of this run. Default
+	// DecisionMemory.
+	Remember time.Duration
 }
 
 // Outcomes of Admit.
 const (
 	Admitted    = 1
-	Duplicate   = 2
 	RateLimited = 3
 )
 
@@ -59,7 +58,9 @@ const (
 type Decision struct {
 	Outcome int
 	StartAt time.Time // Admitted: when the run may start (now, or later if throttled)
-	Holder  string    // Duplicate: the run that holds the event id
+	// Replayed: an earlier call decided for this run (a retry, or the same event sent
+	// again): its start may or may not have happened.
+	Replayed bool
 }
 
 //go:embed admit.lua
@@ -86,10 +87,68 @@ func hashed(s string) string {
 	return hex.EncodeToString(h[:12])
 }
 
-// Admit decides in one round trip: dedup, then rate limit, then throttle slot.
+// Admit decides in one round trip: rate limit, then throttle slot.
 func (a *Admitter) Admit(ctx context.Context, req Admission) (Decision, error) {
+	out, err := a.AdmitMany(ctx, []Admission{req})
+	if err != nil {
+		return Decision{}, err
+	}
+	return out[0], nil
+}
+
+// AdmitMany decides for several runs in one pipelined round trip, in order: the events of
+// one request take their throttle slots in arrival order.
+func (a *Admitter) AdmitMany(ctx context.Context, reqs []Admission) ([]Decision, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	now := a.now().UnixMilli()
+	run := func() ([]*redis.Cmd, error) {
+		pipe := a.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(reqs))
+		for i, r := range reqs {
+			keys, args := admitArgs(r, now)
+			cmds[i] = admitScript.EvalSha(ctx, pipe, keys, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// After a Redis restart the script cache is empty. Commands that did run are
+		// replayed decisions on the second pass, which the caller handles anyway.
+		if lerr := admitScript.Load(ctx, a.rdb).Err(); lerr != nil {
+			return nil, fmt.Errorf("admit: load script: %w", lerr)
+		}
+		cmds, err = run()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("admit runs of %s: %w", reqs[0].Function, err)
+	}
+	out := make([]Decision, len(reqs))
+	for i, c := range cmds {
+		res, err := c.Slice()
+		if err != nil || len(res) != 3 {
+			return nil, fmt.Errorf("admit run %s of %s: %v", reqs[i].RunID, reqs[i].Function, err)
+		}
+		outcome, _ := res[0].(int64)
+		replayed, _ := res[2].(int64)
+		d := Decision{Outcome: int(outcome), Replayed: replayed == 1}
+		if d.Outcome == Admitted {
+			ms, err := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("admit: bad start time %q", res[1])
+			}
+			d.StartAt = time.UnixMilli(ms)
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+func admitArgs(req Admission, now int64) ([]string, []any) {
 	tag := "tempest:{f:" + req.Function + "}"
-	keys := []string{tag + ":decision:" + req.RunID, tag + ":dedup:" + hashed(req.DedupID), tag + ":rl:", tag + ":th:"}
+	keys := []string{tag + ":decision:" + req.RunID, tag + ":rl:", tag + ":th:"}
 	on := func(b bool) string {
 		if b {
 			return "1"
@@ -98,38 +157,22 @@ func (a *Admitter) Admit(ctx context.Context, req Admission) (Decision, error) {
 	}
 	rlEm, rlTol, thEm, thTol := 0.0, 0.0, 0.0, 0.0
 	if g := req.RateLimit; g != nil {
-		keys[2] += hashed(g.Key)
+		keys[1] += hashed(g.Key)
 		rlEm = g.emissionMS()
 		rlTol = rlEm * float64(g.Burst)
 	}
 	if g := req.Throttle; g != nil {
-		keys[3] += hashed(g.Key)
+		keys[2] += hashed(g.Key)
 		thEm = g.emissionMS()
 		thTol = thEm * float64(g.Limit+g.Burst-1)
 	}
-	now := a.now().UnixMilli()
-	res, err := admitScript.Run(ctx, a.rdb, keys,
-		now, req.RunID,
-		on(req.DedupID != ""), DedupWindow.Milliseconds(),
+	remember := req.Remember
+	if remember <= 0 {
+		remember = DecisionMemory
+	}
+	return keys, []any{now,
 		on(req.RateLimit != nil), rlEm, rlTol,
 		on(req.Throttle != nil), thEm, thTol,
-		DecisionMemory.Milliseconds(),
-	).Slice()
-	if err != nil {
-		return Decision{}, fmt.Errorf("admit run %s of %s: %w", req.RunID, req.Function, err)
+		remember.Milliseconds(),
 	}
-	outcome, _ := res[0].(int64)
-	value := fmt.Sprint(res[1])
-	d := Decision{Outcome: int(outcome)}
-	switch d.Outcome {
-	case Admitted:
-		ms, err := strconv.ParseInt(value, 10, 64)
-		if err != nil {
-			return Decision{}, fmt.Errorf("admit: bad start time %q", value)
-		}
-		d.StartAt = time.UnixMilli(ms)
-	case Duplicate:
-		d.Holder = value
-	}
-	return d, nil
 }

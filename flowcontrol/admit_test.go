@@ -92,36 +92,70 @@ func TestThrottleStartTimesFollowGCRA(t *testing.T) {
 	}
 }
 
-func TestDedupAndRetriedDecisions(t *testing.T) {
+func TestRetriedDecisions(t *testing.T) {
 	t.Parallel()
 	a := flowcontrol.NewAdmitter(redisClient(t), nil)
 	ctx := context.Background()
 	f := fn(t)
 	rl := &flowcontrol.GCRA{Limit: 1, Period: time.Hour}
-	first, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", DedupID: "evt-1", RateLimit: rl})
-	if err != nil || first.Outcome != flowcontrol.Admitted {
+	first, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", RateLimit: rl})
+	if err != nil || first.Outcome != flowcontrol.Admitted || first.Replayed {
 		t.Fatalf("%+v %v", first, err)
 	}
-	// A retried ingest of the same run: the same decision, not counted again.
-	again, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", DedupID: "evt-1", RateLimit: rl})
-	if again != first {
+	// A retried ingest of the same run: the same decision, marked replayed, not counted again.
+	again, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r1", RateLimit: rl})
+	if !again.Replayed || again.Outcome != first.Outcome || !again.StartAt.Equal(first.StartAt) {
 		t.Fatalf("retry decided %+v, first %+v", again, first)
 	}
-	dup, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r2", DedupID: "evt-1"})
-	if dup.Outcome != flowcontrol.Duplicate || dup.Holder != "r1" {
-		t.Fatalf("same event id, another run: %+v", dup)
-	}
-	// Another function is not affected by this function's dedup.
-	if d, _ := a.Admit(ctx, flowcontrol.Admission{Function: f + "-other", RunID: "r3", DedupID: "evt-1"}); d.Outcome != flowcontrol.Admitted {
-		t.Fatalf("other function: %+v", d)
-	}
-	// A rate-limited run does not take the event id.
-	limited, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r4", DedupID: "evt-2", RateLimit: rl})
+	limited, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r2", RateLimit: rl})
 	if limited.Outcome != flowcontrol.RateLimited {
 		t.Fatalf("want rate limited: %+v", limited)
 	}
-	if d, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r5", DedupID: "evt-2"}); d.Outcome != flowcontrol.Admitted {
-		t.Fatalf("after a rate-limited run, the event id is free: %+v", d)
+	if d, _ := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: "r2", RateLimit: rl}); d.Outcome != flowcontrol.RateLimited || !d.Replayed {
+		t.Fatalf("a retried rate-limited run stays dropped: %+v", d)
+	}
+	// Several runs in one round trip take throttle slots in order.
+	g := &flowcontrol.GCRA{Limit: 1, Period: time.Minute}
+	var reqs []flowcontrol.Admission
+	for i := range 5 {
+		reqs = append(reqs, flowcontrol.Admission{Function: f, RunID: fmt.Sprint("t", i), Throttle: g})
+	}
+	decs, err := a.AdmitMany(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(decs); i++ {
+		if d := decs[i].StartAt.Sub(decs[i-1].StartAt); d < 59*time.Second || d > 61*time.Second {
+			t.Fatalf("slot %d starts %s after slot %d, want 1m: %+v", i, d, i-1, decs)
+		}
+	}
+}
+
+// Every send of an event id gets the internal id of the first, also concurrently.
+func TestClaimEventIDs(t *testing.T) {
+	t.Parallel()
+	rdb := redisClient(t)
+	ctx := context.Background()
+	id := fn(t) + "-order-1"
+	var wg sync.WaitGroup
+	got := make([]string, 20)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := flowcontrol.ClaimEventIDs(ctx, rdb, []string{id, id + "-other"}, []string{fmt.Sprint("cand-", i), fmt.Sprint("other-", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = out[0]
+		}()
+	}
+	wg.Wait()
+	for _, g := range got {
+		if g != got[0] {
+			t.Fatalf("claims of one event id disagree: %v", got)
+		}
 	}
 }
 
@@ -132,24 +166,25 @@ func TestLimitsExactAcrossProcesses(t *testing.T) {
 	procs := []*flowcontrol.Admitter{flowcontrol.NewAdmitter(redisClient(t), c.now), flowcontrol.NewAdmitter(redisClient(t), c.now)}
 	ctx := context.Background()
 	f := fn(t)
-	var admitted, dups, throttledLate atomic.Int64
+	var admitted, replayed, throttledLate atomic.Int64
 	var wg sync.WaitGroup
-	for p, a := range procs {
-		for g := range 20 {
+	for _, a := range procs {
+		for range 20 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range 10 {
-					id := fmt.Sprintf("p%d-g%d-%d", p, g, i)
-					d, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: id, DedupID: fmt.Sprintf("evt-%d", i),
+					// Every sender sends the same 10 events: the run ids derive from them.
+					id := fmt.Sprintf("run-of-evt-%d", i)
+					d, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: id,
 						Throttle: &flowcontrol.GCRA{Limit: 5, Period: 10 * time.Second}})
 					if err != nil {
 						t.Error(err)
 						return
 					}
 					switch {
-					case d.Outcome == flowcontrol.Duplicate:
-						dups.Add(1)
+					case d.Replayed:
+						replayed.Add(1)
 					case d.StartAt.After(c.now()):
 						throttledLate.Add(1)
 						admitted.Add(1)
@@ -161,9 +196,9 @@ func TestLimitsExactAcrossProcesses(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	// 10 distinct event ids: 10 admitted, 390 duplicates; the throttle lets 5 start now.
-	if admitted.Load() != 10 || dups.Load() != 390 || throttledLate.Load() != 5 {
-		t.Fatalf("admitted %d (late %d), duplicates %d", admitted.Load(), throttledLate.Load(), dups.Load())
+	// 10 distinct runs: 10 decisions, 390 replays of them; the throttle lets 5 start now.
+	if admitted.Load() != 10 || replayed.Load() != 390 || throttledLate.Load() != 5 {
+		t.Fatalf("admitted %d (late %d), replayed %d", admitted.Load(), throttledLate.Load(), replayed.Load())
 	}
 }
 
@@ -174,7 +209,7 @@ func BenchmarkAdmit(b *testing.B) {
 	f := fn(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: runID(i), DedupID: runID(i),
+		_, err := a.Admit(ctx, flowcontrol.Admission{Function: f, RunID: runID(i),
 			RateLimit: &flowcontrol.GCRA{Limit: 1 << 30, Period: time.Second},
 			Throttle:  &flowcontrol.GCRA{Limit: 1 << 30, Period: time.Second}})
 		if err != nil {

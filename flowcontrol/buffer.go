@@ -61,6 +61,9 @@ type Append struct {
 	Event    json.RawMessage
 	EventID  string // internal id: a retried ingest is not added twice
 	EventTS  int64
+	// Remember is how long the event's record outlives its buffer, so a retry or a
+	// duplicate that comes after the flush is not buffered again. Default DecisionMemory.
+	Remember time.Duration
 	// Debounce: Period, and Timeout (0: none) from the first event. Batch: Timeout, and
 	// MaxSize events or MaxBytes of events.
 	Period, Timeout time.Duration
@@ -89,8 +92,13 @@ func (b *Buffers) Add(ctx context.Context, a Append) (int, string, error) {
 	default:
 		return 0, "", fmt.Errorf("buffer kind %q", a.Kind)
 	}
-	res, err := appendScript.Run(ctx, b.rdb, []string{buf, buf + ":events", prefix + "due"},
-		member, b.now().UnixMilli(), string(a.Event), a.EventID, a.EventTS, a.Kind, a.NewID, p1, p2, a.MaxBytes).Slice()
+	remember := a.Remember
+	if remember <= 0 {
+		remember = DecisionMemory
+	}
+	res, err := appendScript.Run(ctx, b.rdb, []string{buf, buf + ":events", prefix + "due", prefix + "flushing", prefix + "seen:" + a.EventID},
+		member, b.now().UnixMilli(), string(a.Event), a.EventID, a.EventTS, a.Kind, a.NewID, p1, p2, a.MaxBytes,
+		remember.Milliseconds(), prefix).Slice()
 	if err != nil {
 		return 0, "", fmt.Errorf("buffer %s of %s: %w", a.Kind, a.Function, err)
 	}
