@@ -33,7 +33,7 @@ func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*acce
 	}
 	var ev inbound
 	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, fmt.Errorf("invalid event: %v", err)
+		return nil, decodeError(err)
 	}
 	switch {
 	case ev.Name == "":
@@ -51,12 +51,12 @@ func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*acce
 	if d := bytes.TrimSpace(ev.Data); len(d) == 0 || bytes.Equal(d, []byte("null")) {
 		ev.Data = json.RawMessage("{}")
 	} else if d[0] != '{' {
-		return nil, errors.New("event data must be a JSON object")
+		return nil, fmt.Errorf("event data must be a JSON object, not %s", kindOf(d))
 	}
 	if u := bytes.TrimSpace(ev.User); len(u) == 0 || bytes.Equal(u, []byte("null")) {
 		ev.User = json.RawMessage("{}")
 	} else if u[0] != '{' {
-		return nil, errors.New("event user must be a JSON object")
+		return nil, fmt.Errorf("event user must be a JSON object, not %s", kindOf(u))
 	}
 	if ev.TS == 0 {
 		ev.TS = now.UnixMilli()
@@ -64,6 +64,47 @@ func (a *App) validate(raw json.RawMessage, now time.Time, internal bool) (*acce
 		return nil, fmt.Errorf("event ts %d is not a unix time in milliseconds between 1980 and 2100", ev.TS)
 	}
 	return &accepted{ev: ev}, nil
+}
+
+// decodeError says which field of the event has the wrong type, in JSON's terms.
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("event is not valid JSON: %v", err)
+	}
+	got, literal := te.Value, ""
+	if n, ok := strings.CutPrefix(got, "number "); ok { // a number that does not fit the field
+		got, literal = "number", n
+	}
+	if a, ok := map[string]string{"number": "a number", "string": "a string", "bool": "a boolean",
+		"array": "an array", "object": "an object"}[got]; ok {
+		got = a
+	}
+	switch te.Field {
+	case "":
+		return fmt.Errorf("event must be a JSON object, not %s", got)
+	case "ts":
+		if literal != "" {
+			return fmt.Errorf("event ts %s is not a whole number of unix milliseconds between 1980 and 2100", literal)
+		}
+		return fmt.Errorf("event ts must be a number (unix milliseconds), not %s", got)
+	default: // name, id, v
+		return fmt.Errorf("event %s must be a string, not %s", te.Field, got)
+	}
+}
+
+// kindOf names the kind of a JSON value that is not an object.
+func kindOf(v []byte) string {
+	switch v[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "a number"
+	}
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -66,3 +66,28 @@ func TestEventLimitsAreCheckedUpFront(t *testing.T) {
 		})
 	}
 }
+
+// A field of the wrong type is named in the user's terms, not in Go's.
+func TestEventTypeErrorsInUsersTerms(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+	cases := []struct{ body, msg string }{
+		{`{"name":42}`, "event name must be a string, not a number"},
+		{`{"name":["a"]}`, "event name must be a string, not an array"},
+		{`{"name":"a","id":7}`, "event id must be a string, not a number"},
+		{`{"name":"a","v":true}`, "event v must be a string, not a boolean"},
+		{`{"name":"a","ts":"2026-01-01"}`, "event ts must be a number (unix milliseconds), not a string"},
+		{`{"name":"a","ts":1767225600000.5}`, "event ts 1767225600000.5 is not a whole number of unix milliseconds"},
+		{`{"name":"a","data":[1]}`, "event data must be a JSON object, not an array"},
+		{`{"name":"a","user":"u"}`, "event user must be a JSON object, not a string"},
+		{`[{"name":"a"},7]`, "event 1: event must be a JSON object, not a number"},
+	}
+	for _, c := range cases {
+		code, status, msg := postEvent(t, srv, c.body)
+		if code != 400 || status != 400 || !strings.Contains(msg, c.msg) || strings.Contains(msg, "Go struct") {
+			t.Errorf("%s: HTTP %d status %d %q, want 400 with %q", c.body, code, status, msg, c.msg)
+		}
+	}
+}

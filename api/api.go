@@ -1,7 +1,7 @@
 package api
 
 import (
-	"bytes"
+	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -96,18 +96,13 @@ func (h *handlers) receiveEvent(c *gin.Context) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxRequestSize))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			c.JSON(413, eventResponse{IDs: []string{}, Status: 413, Error: fmt.Sprintf("Request body is over the max size of %d bytes", tooBig.Limit)})
-			return
-		}
-		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: "Unable to read request body: " + err.Error()})
+	events, err := splitEvents(http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxRequestSize), h.cfg.MaxEvents)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		c.JSON(413, eventResponse{IDs: []string{}, Status: 413, Error: fmt.Sprintf("Request body is over the max size of %d bytes", tooBig.Limit)})
 		return
-	}
-	events, err := splitEvents(body, h.cfg.MaxEvents)
-	if err != nil {
+	case err != nil:
 		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: err.Error()})
 		return
 	}
@@ -124,40 +119,82 @@ func (h *handlers) receiveEvent(c *gin.Context) {
 	}
 }
 
-// splitEvents cuts a body into its events: one object, or an array of at most max.
-func splitEvents(body []byte, max int) ([]json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
+// splitEvents decodes a body of one event object or an array of at most max, one event at
+// a time from the stream, so that only the events are held, not the body as well.
+func splitEvents(r io.Reader, max int) ([]json.RawMessage, error) {
+	br := bufio.NewReader(r)
+	lead, err := skipSpace(br)
+	if err == io.EOF {
 		return nil, nil
+	} else if err != nil {
+		return nil, jsonErr(err, "")
 	}
-	errShape := errors.New("Request body must contain an event object or an array of event objects")
-	switch trimmed[0] {
+	first, _ := br.Peek(1)
+	dec := json.NewDecoder(br)
+	var out []json.RawMessage
+	what := "object"
+	switch first[0] {
 	case '{':
 		var one json.RawMessage
-		if err := json.Unmarshal(trimmed, &one); err != nil {
-			return nil, fmt.Errorf("Invalid JSON in request body: %v", err)
+		if err := dec.Decode(&one); err != nil {
+			return nil, jsonErr(err, "")
 		}
-		return []json.RawMessage{one}, nil
+		out = []json.RawMessage{one}
 	case '[':
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		what = "array"
 		_, _ = dec.Token()
-		var out []json.RawMessage
 		for dec.More() {
 			if len(out) == max {
 				return nil, fmt.Errorf("Cannot have more than %d events in a batch", max)
 			}
 			var ev json.RawMessage
 			if err := dec.Decode(&ev); err != nil {
-				return nil, fmt.Errorf("Invalid JSON in request body at event %d: %v", len(out), err)
+				return nil, jsonErr(err, fmt.Sprintf(" at event %d", len(out)))
 			}
 			out = append(out, ev)
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, fmt.Errorf("Invalid JSON in request body: %v", err)
+			return nil, jsonErr(err, "")
 		}
-		return out, nil
 	default:
-		return nil, errShape
+		return nil, errors.New("Request body must contain an event object or an array of event objects")
+	}
+	// Only whitespace may follow, as json.Unmarshal requires.
+	at := int64(lead) + dec.InputOffset()
+	n, err := skipSpace(bufio.NewReader(io.MultiReader(dec.Buffered(), br)))
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("Invalid JSON in request body: unexpected data after the event %s at byte %d", what, at+int64(n))
+	case err != io.EOF:
+		return nil, jsonErr(err, "")
+	}
+	return out, nil
+}
+
+// jsonErr words syntax errors for the client; the reader's own errors (size limit,
+// timeout) stay wrapped for errors.As.
+func jsonErr(err error, where string) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("Invalid JSON in request body%s: unexpected end of JSON input", where)
+	case errors.As(err, &syn):
+		return fmt.Errorf("Invalid JSON in request body%s: %v", where, err)
+	}
+	return fmt.Errorf("Unable to read request body: %w", err)
+}
+
+// skipSpace consumes JSON whitespace and counts it; io.EOF means nothing else followed.
+func skipSpace(br *bufio.Reader) (int, error) {
+	for n := 0; ; n++ {
+		b, err := br.Peek(1)
+		if err != nil {
+			return n, err
+		}
+		if c := b[0]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return n, nil
+		}
+		_, _ = br.ReadByte()
 	}
 }
 

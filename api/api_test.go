@@ -22,9 +22,15 @@ func TestSplitEvents(t *testing.T) {
 		{`[{"name":"a"}`, 0, "Invalid JSON"},
 		{`{"name":`, 0, "Invalid JSON"},
 		{`42`, 0, "must contain an event object or an array"},
+		{`[{"name":"a"}] x`, 0, "unexpected data after the event array at byte 15"},
+		{`[{"name":"a"}][]`, 0, "unexpected data after the event array"},
+		{`{"name":"a"} {"name":"b"}`, 0, "unexpected data after the event object at byte 13"},
+		{`{"name":"a"}]`, 0, "unexpected data after the event object"},
+		{`[{"name":"a"} {"name":"b"}]`, 0, "Invalid JSON in request body"},
+		{"[{\"name\":\"a\"}]\n\t ", 1, ""},
 	}
 	for _, c := range cases {
-		evs, err := splitEvents([]byte(c.body), 2)
+		evs, err := splitEvents(strings.NewReader(c.body), 2)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.body, err, c.err)
