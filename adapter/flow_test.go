@@ -374,3 +374,26 @@ func TestConcurrencyValidation(t *testing.T) {
 		rejects(t, app, adapter.FunctionOpts{ID: "c", Concurrency: c.conc}, adapter.EventTrigger("a/b", nil), c.msg)
 	}
 }
+
+// The events of one request take throttle slots in array order, as when sent one by one.
+func TestThrottleOrderWithinOneRequest(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "throttled", Throttle: &adapter.Throttle{Limit: 1, Period: time.Minute}},
+		adapter.EventTrigger("test/throttled-batch", nil), newStamps().fn); err != nil {
+		t.Fatal(err)
+	}
+	var evs []any
+	for i := range 40 {
+		evs = append(evs, map[string]any{"name": "test/throttled-batch", "data": map[string]any{"label": i}})
+	}
+	ids := send(t, app, evs...)
+	var prev time.Time
+	for i, id := range ids[1:] {
+		r := runsOf(t, app, id)[0]
+		if r.StartAt == nil || !r.StartAt.After(prev) {
+			t.Fatalf("event %d starts at %v, not after event %d (%v): slots out of arrival order", i+1, r.StartAt, i, prev)
+		}
+		prev = *r.StartAt
+	}
+}
