@@ -352,6 +352,12 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 	for _, e := range evs {
 		in.Events = append(in.Events, e.norm)
 	}
+	if len(in.Cancel) > 0 {
+		// Cancellable from now on, not only once the run reaches its first workflow task.
+		if err := a.waits.Register(ctx, workflows.CancelWaits(in)); err != nil {
+			return err
+		}
+	}
 	if err := injectedStartFault(f.slug); err != nil {
 		return err
 	}

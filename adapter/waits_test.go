@@ -305,3 +305,41 @@ func TestBulkCancellation(t *testing.T) {
 	}
 	app.CancelRun(context.Background(), runs[1])
 }
+
+// A run is cancellable from the moment its trigger is acknowledged: before its first
+// workflow task (no worker yet) and while it waits for its throttle slot (Scheduled).
+func TestCancelOnBeforeTheRunStarts(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	created, cancelled := app.AppID()+"/job.created", app.AppID()+"/job.cancelled"
+	ran := make(chan string, 10)
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "paced",
+		Throttle: &adapter.Throttle{Limit: 1, Period: time.Hour},
+		Cancel:   []adapter.Cancel{{Event: cancelled, Match: "data.id"}}}, adapter.EventTrigger(created, nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "work", func(context.Context) (string, error) { ran <- fmt.Sprint(in.Event.Data["id"]); return "", nil })
+		}); err != nil {
+		t.Fatal(err)
+	}
+	// No worker: the first run has not reached its first workflow task when its cancel
+	// event arrives right after the trigger's send returned.
+	a := send(t, app, map[string]any{"name": created, "data": map[string]any{"id": "a"}})
+	send(t, app, map[string]any{"name": cancelled, "data": map[string]any{"id": "a"}})
+	// The second waits an hour for its throttle slot.
+	b := send(t, app, map[string]any{"name": created, "data": map[string]any{"id": "b"}})
+	if r := runsOf(t, app, b[0])[0]; r.Status != api.StatusScheduled {
+		t.Fatalf("b: %s, want Scheduled", r.Status)
+	}
+	send(t, app, map[string]any{"name": cancelled, "data": map[string]any{"id": "b"}})
+	testenv.StartWorker(t, app)
+	for _, id := range []string{a[0], b[0]} {
+		if r := waitRun(t, app, runsOf(t, app, id)[0].RunID); r.Status != api.StatusCancelled {
+			t.Fatalf("run of %s: %s, want Cancelled", id, r.Status)
+		}
+	}
+	select {
+	case id := <-ran:
+		t.Fatalf("run %s executed its step", id)
+	default:
+	}
+}

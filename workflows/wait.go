@@ -175,18 +175,44 @@ func WaitForEvent(ctx context.Context, id string, opts WaitOpts) (json.RawMessag
 	return event, nil
 }
 
-// registerCancelRules indexes the run's cancelOn rules; releaseCancelRules removes them
-// when the run ends.
-func (st *runState) cancelWaits() []flowcontrol.Wait {
-	waits := make([]flowcontrol.Wait, len(st.in.Cancel))
-	for i, r := range st.in.Cancel {
+// CancelWaits are the index entries of a run's cancelOn rules. They are a pure function of
+// the run's input, so the ingest path registers them before the run starts (a run is
+// cancellable from the moment its trigger is acknowledged, even while it waits for a
+// throttle slot) and the run registers and releases the same entries.
+func CancelWaits(in RunInput) []flowcontrol.Wait {
+	var trigger map[string]any
+	if len(in.Events) > 0 {
+		_ = json.Unmarshal(in.Events[0], &trigger)
+	}
+	waits := make([]flowcontrol.Wait, len(in.Cancel))
+	for i, r := range in.Cancel {
 		timeout := r.Timeout
 		if timeout == 0 {
 			timeout = DefaultCancelTimeout
 		}
-		waits[i] = st.newWait(flowcontrol.KindCancel, "cancel/"+strconv.Itoa(i), r.Event, r.If, r.Match, timeout)
+		w := flowcontrol.Wait{
+			ID: in.RunID + "/cancel/" + strconv.Itoa(i), Kind: flowcontrol.KindCancel, Event: r.Event, WorkflowID: in.RunID,
+			If: r.If, TriggerID: in.EventID, Expires: time.UnixMilli(in.ScheduledAt).Add(timeout).UnixMilli(),
+		}
+		if r.Match != "" {
+			w.MatchPath = r.Match
+			w.MatchValue, _ = flowcontrol.Lookup(trigger, r.Match)
+		}
+		if r.If != "" && len(in.Events) > 0 {
+			w.Trigger = in.Events[0]
+		}
+		waits[i] = w
 	}
 	return waits
+}
+
+// cancelWaits are the run's cancel entries; a run started without ScheduledAt counts its rules' timeouts from its workflow start.
+func (st *runState) cancelWaits() []flowcontrol.Wait {
+	in := st.in
+	if in.ScheduledAt == 0 {
+		in.ScheduledAt = workflow.GetInfo(st.wctx).WorkflowStartTime.UnixMilli()
+	}
+	return CancelWaits(in)
 }
 
 func (st *runState) registerCancelRules() error {
