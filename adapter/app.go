@@ -38,6 +38,15 @@ const (
 	DefaultAddr            = ":8288"
 	DefaultMaxEventSize    = 512 << 10
 	DefaultEventRetention  = 30 * 24 * time.Hour
+	// DefaultMaxRequestSize fits a full array of 5000 events of 3 KiB each.
+	DefaultMaxRequestSize = 16 << 20
+	// HTTP server timeouts: a request (headers and body) must arrive within
+	// DefaultReadTimeout, and its answer be written within DefaultWriteTimeout of the
+	// headers; a keep-alive connection may stay idle for DefaultIdleTimeout.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = time.Minute
+	DefaultWriteTimeout      = 2 * time.Minute
+	DefaultIdleTimeout       = time.Minute
 )
 
 // Options configures an App. Empty fields fall back to the environment variable named in
@@ -71,6 +80,15 @@ type Options struct {
 	Addr string
 	// MaxEventSize is the largest event in bytes. Default 512 KiB.
 	MaxEventSize int
+	// MaxRequestSize is the largest request body of the event API in bytes (413 above).
+	// Default 16 MiB.
+	MaxRequestSize int64
+	// MaxBytesInFlight caps the request-body bytes that all requests being decoded and
+	// ingested hold at once; a request that would exceed it gets 503 with Retry-After.
+	// Default 4 × MaxRequestSize; at least MaxRequestSize.
+	MaxBytesInFlight int64
+	// Timeouts of Serve's HTTP server; defaults DefaultReadHeaderTimeout etc.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// EventRetention is how long events are kept for the REST API. Default 30 days.
 	EventRetention time.Duration
 	// Logger for the app and its worker. Default slog.Default().
@@ -180,6 +198,15 @@ func (o *Options) resolve() error {
 	if o.MaxEventSize < 0 {
 		return fmt.Errorf("adapter.Options: MaxEventSize %d is negative", o.MaxEventSize)
 	}
+	o.MaxRequestSize = cmp.Or(o.MaxRequestSize, DefaultMaxRequestSize)
+	if o.MaxRequestSize < 0 {
+		return fmt.Errorf("adapter.Options: MaxRequestSize %d is negative", o.MaxRequestSize)
+	}
+	o.MaxBytesInFlight = max(cmp.Or(o.MaxBytesInFlight, 4*o.MaxRequestSize), o.MaxRequestSize)
+	o.ReadHeaderTimeout = cmp.Or(o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	o.ReadTimeout = cmp.Or(o.ReadTimeout, DefaultReadTimeout)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, DefaultWriteTimeout)
+	o.IdleTimeout = cmp.Or(o.IdleTimeout, DefaultIdleTimeout)
 	o.EventRetention = cmp.Or(o.EventRetention, DefaultEventRetention)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -282,7 +309,10 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 
 // Handler is the HTTP API (event API, REST v1, /health) for embedding in another server.
 func (a *App) Handler() http.Handler {
-	return api.New(a, api.Config{Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey})
+	return api.New(a, api.Config{
+		Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey,
+		MaxRequestSize: a.opts.MaxRequestSize, MaxBytesInFlight: a.opts.MaxBytesInFlight,
+	})
 }
 
 // WorkflowRegistry is where RegisterWorkflows puts the app's workflows: a worker.Worker,
@@ -362,7 +392,11 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer w.Stop()
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Slow bodies and idle keep-alive connections are closed, so they cannot pin the server.
+	srv := &http.Server{
+		Handler: a.Handler(), ReadHeaderTimeout: a.opts.ReadHeaderTimeout, ReadTimeout: a.opts.ReadTimeout,
+		WriteTimeout: a.opts.WriteTimeout, IdleTimeout: a.opts.IdleTimeout,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

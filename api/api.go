@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -30,8 +32,11 @@ type Config struct {
 	SigningKey string
 	// MaxEvents per request. Default 5000.
 	MaxEvents int
-	// MaxRequestSize in bytes. Default 64 MiB.
+	// MaxRequestSize in bytes. Default 16 MiB.
 	MaxRequestSize int64
+	// MaxBytesInFlight caps the body bytes of the event requests being handled at once
+	// (503 with Retry-After beyond). Default 4 × MaxRequestSize.
+	MaxBytesInFlight int64
 }
 
 // MaxEventsDefault is Inngest's limit of events per request.
@@ -43,8 +48,9 @@ func New(b Backend, cfg Config) http.Handler {
 		cfg.MaxEvents = MaxEventsDefault
 	}
 	if cfg.MaxRequestSize == 0 {
-		cfg.MaxRequestSize = 64 << 20
+		cfg.MaxRequestSize = 16 << 20
 	}
+	cfg.MaxBytesInFlight = max(cmp.Or(cfg.MaxBytesInFlight, 4*cfg.MaxRequestSize), cfg.MaxRequestSize)
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	kind := "cloud"
@@ -60,7 +66,7 @@ func New(b Backend, cfg Config) http.Handler {
 			c.AbortWithStatus(http.StatusNoContent)
 		}
 	})
-	h := &handlers{b: b, cfg: cfg}
+	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
 	r.POST("/e/:key", h.receiveEvent)
 	v1 := r.Group("/v1", h.auth)
@@ -74,8 +80,9 @@ func New(b Backend, cfg Config) http.Handler {
 }
 
 type handlers struct {
-	b   Backend
-	cfg Config
+	b        Backend
+	cfg      Config
+	inFlight *budget
 }
 
 type eventResponse struct {
@@ -96,27 +103,59 @@ func (h *handlers) receiveEvent(c *gin.Context) {
 			return
 		}
 	}
-	events, err := splitEvents(http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxRequestSize), h.cfg.MaxEvents)
-	var tooBig *http.MaxBytesError
+	status, resp := h.ingest(c)
+	if status == 503 {
+		c.Header("Retry-After", "1")
+	}
+	c.JSON(status, resp)
+}
+
+// ingest decodes and accepts the request's events. The body's bytes count against the
+// in-flight budget until it returns, which is before the answer is written.
+func (h *handlers) ingest(c *gin.Context) (int, eventResponse) {
+	fail := func(status int, msg string) (int, eventResponse) {
+		return status, eventResponse{IDs: []string{}, Status: status, Error: msg}
+	}
+	tooBig := fmt.Sprintf("Request body is over the max size of %d bytes", h.cfg.MaxRequestSize)
+	const busy = "Too many request bytes in flight on this server: retry in a second"
+	size := c.Request.ContentLength
+	if size > h.cfg.MaxRequestSize {
+		return fail(413, tooBig)
+	}
+	var body io.Reader = http.MaxBytesReader(c.Writer, c.Request.Body, h.cfg.MaxRequestSize)
+	if size > 0 {
+		if !h.inFlight.take(size) {
+			return fail(503, busy)
+		}
+		defer h.inFlight.give(size)
+	} else { // chunked: no length up front
+		m := &meteredReader{r: body, b: h.inFlight}
+		defer func() { h.inFlight.give(m.taken) }()
+		body = m
+	}
+	events, err := splitEvents(body, h.cfg.MaxEvents)
+	var maxErr *http.MaxBytesError
+	var netErr net.Error
 	switch {
-	case errors.As(err, &tooBig):
-		c.JSON(413, eventResponse{IDs: []string{}, Status: 413, Error: fmt.Sprintf("Request body is over the max size of %d bytes", tooBig.Limit)})
-		return
+	case errors.As(err, &maxErr):
+		return fail(413, tooBig)
+	case errors.Is(err, errBusy):
+		return fail(503, busy)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fail(408, "Request body did not arrive within the server's read timeout")
 	case err != nil:
-		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: err.Error()})
-		return
+		return fail(400, err.Error())
 	}
 	ids, err := h.b.Ingest(c.Request.Context(), c.GetHeader("x-inngest-event-id-seed"), events)
 	var inErr *InputError
 	switch {
 	case errors.As(err, &inErr):
-		c.JSON(400, eventResponse{IDs: []string{}, Status: 400, Error: inErr.Msg})
+		return fail(400, inErr.Msg)
 	case err != nil:
 		// Nothing is acknowledged; the client retries, and the retry is idempotent.
-		c.JSON(500, eventResponse{IDs: []string{}, Status: 500, Error: "Unable to accept events: " + err.Error()})
-	default:
-		c.JSON(200, eventResponse{IDs: ids, Status: 200})
+		return fail(500, "Unable to accept events: "+err.Error())
 	}
+	return 200, eventResponse{IDs: ids, Status: 200}
 }
 
 // splitEvents decodes a body of one event object or an array of at most max, one event at
@@ -254,6 +293,7 @@ func (h *handlers) cancelRun(c *gin.Context) {
 
 func (h *handlers) cancelRuns(c *gin.Context) {
 	var req CancellationRequest
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20)
 	if err := c.ShouldBindJSON(&req); err != nil {
 		publicErr(c, 400, "Invalid request body: "+err.Error())
 		return

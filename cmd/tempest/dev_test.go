@@ -19,19 +19,24 @@ import (
 
 // startDev runs `tempest dev` in process on free ports with the real Redis, and stops it
 // (checking it stops cleanly) when the test ends.
-func startDev(t *testing.T) devStack {
+func startDev(t *testing.T) devStack { return startDevWith(t, nil) }
+
+// startDevWith is startDev with flags changed by mod.
+func startDevWith(t *testing.T, mod func(*devConfig)) devStack {
 	t.Helper()
 	t.Setenv("REDIS_URL", testenv.RedisURL())
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan devStack, 1)
 	done := make(chan error, 1)
 	var out bytes.Buffer
-	go func() {
-		done <- runDev(ctx, devConfig{
-			IP: "127.0.0.1", Port: 0, TemporalPort: -1, UIPort: freePort(t), InMemory: true,
-			Retention: 24 * time.Hour, MaxEventSize: 512 << 10, LogLevel: "error",
-		}, &out, func(s devStack) { ready <- s })
-	}()
+	cfg := devConfig{
+		IP: "127.0.0.1", Port: 0, TemporalPort: -1, UIPort: freePort(t), InMemory: true,
+		Retention: 24 * time.Hour, MaxEventSize: 512 << 10, LogLevel: "error",
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	go func() { done <- runDev(ctx, cfg, &out, func(s devStack) { ready <- s }) }()
 	select {
 	case s := <-ready:
 		t.Cleanup(func() {

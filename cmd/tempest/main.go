@@ -63,15 +63,16 @@ func main() {
 
 // devConfig holds the flags of `tempest dev`.
 type devConfig struct {
-	IP           string
-	Port         int
-	TemporalPort int
-	UIPort       int
-	DataDir      string
-	InMemory     bool
-	Retention    time.Duration
-	MaxEventSize int
-	LogLevel     string
+	IP             string
+	Port           int
+	TemporalPort   int
+	UIPort         int
+	DataDir        string
+	InMemory       bool
+	Retention      time.Duration
+	MaxEventSize   int
+	MaxRequestSize int64
+	LogLevel       string
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -83,6 +84,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.InMemory, "in-memory", false, "keep nothing on disk")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long closed runs (and events) are kept; at least 24h")
 	fs.IntVar(&c.MaxEventSize, "max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
+	fs.Int64Var(&c.MaxRequestSize, "max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "log level of the embedded Temporal server (error, warn, info, debug)")
 }
 
@@ -127,7 +129,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	}
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: "tempest-dev", TemporalAddress: srv.Address(), Namespace: srv.Namespace(), Redis: rdb,
-		Dev: true, MaxEventSize: cfg.MaxEventSize, EventRetention: cfg.Retention,
+		Dev: true, MaxEventSize: cfg.MaxEventSize, MaxRequestSize: cfg.MaxRequestSize, EventRetention: cfg.Retention,
 		Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
@@ -189,11 +191,12 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tempest serve", flag.ContinueOnError)
 	addr := fs.String("addr", ":8288", "listen address of the event API and REST API")
 	maxEvent := fs.Int("max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
+	maxRequest := fs.Int64("max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	app, err := adapter.New(ctx, adapter.Options{
-		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent,
+		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest,
 		Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
