@@ -5,6 +5,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -72,8 +73,16 @@ type Canceller interface {
 	CancelRequested(ctx context.Context, runID string) bool
 }
 
-// Limiter holds concurrency leases for steps (flowcontrol.Acquire behind the app).
+// Limiter holds concurrency leases for steps (flowcontrol.Acquire behind the app) and
+// checks a run's throttle where it begins (flowcontrol.PassGate).
 type Limiter interface {
 	AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64) (bool, error)
 	ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error
+	PassGate(ctx context.Context, g flowcontrol.Gate, runID string) (time.Duration, error)
+}
+
+// PassGate is the local-activity entry point that asks whether a throttled run may begin;
+// it returns how long to wait first (0: begin now).
+func PassGate(ctx context.Context, l Limiter, g flowcontrol.Gate, runID string) (time.Duration, error) {
+	return l.PassGate(ctx, g, runID)
 }

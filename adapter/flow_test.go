@@ -3,6 +3,7 @@ package adapter_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -395,5 +396,41 @@ func TestThrottleOrderWithinOneRequest(t *testing.T) {
 			t.Fatalf("event %d starts at %v, not after event %d (%v): slots out of arrival order", i+1, r.StartAt, i, prev)
 		}
 		prev = *r.StartAt
+	}
+}
+
+// A throttle holds where runs begin: runs whose scheduled slots passed while no worker was
+// up still begin at most Limit+Burst at once, then one per Period/Limit.
+func TestThrottleHoldsWhenWorkersAreBehind(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	st := newStamps()
+	const limit, n = 5, 20
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "paced", Throttle: &adapter.Throttle{Limit: limit, Period: time.Second}},
+		adapter.EventTrigger("test/backlog", nil), st.fn); err != nil {
+		t.Fatal(err)
+	}
+	var evs []any
+	for i := range n {
+		evs = append(evs, map[string]any{"name": "test/backlog", "data": map[string]any{"label": i}})
+	}
+	ids := send(t, app, evs...)
+	// Every slot passes with no worker to begin the runs.
+	waitsUntil(t, func() bool { return runsOf(t, app, ids[n-1])[0].Status != api.StatusScheduled })
+	testenv.StartWorker(t, app)
+	for _, id := range ids {
+		waitRun(t, app, runsOf(t, app, id)[0].RunID)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var at []time.Time
+	for _, v := range st.at {
+		at = append(at, v)
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	// GCRA: limit at once, then one per 200 ms, so the 20 first steps span at least 3 s.
+	want := time.Duration(n-limit) * time.Second / limit
+	if span := at[n-1].Sub(at[0]); span < want*9/10 {
+		t.Fatalf("%d runs began within %s, want at least %s (a burst past the throttle)", n, span, want)
 	}
 }

@@ -256,3 +256,17 @@ func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, lea
 func (a *App) ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error {
 	return flowcontrol.Release(ctx, a.redis, leases, leaseID)
 }
+
+// PassGate checks a run's throttle where it begins (workflows.Engine).
+func (a *App) PassGate(ctx context.Context, g flowcontrol.Gate, runID string) (time.Duration, error) {
+	return flowcontrol.PassGate(ctx, a.redis, time.Now(), g, runID)
+}
+
+// gate is the throttle a run of f for ev carries to its first step; nil without one.
+func (f *function) gate(ev *accepted) *flowcontrol.Gate {
+	g := f.throttle.gcra(ev)
+	if g == nil {
+		return nil
+	}
+	return &flowcontrol.Gate{Function: f.slug, Key: g.Key, Limit: g.Limit, Burst: g.Burst, PeriodMS: g.Period.Milliseconds()}
+}

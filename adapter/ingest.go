@@ -347,7 +347,7 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 		FunctionID: f.slug, RunID: runID, Retries: f.retries,
 		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: time.Now().UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
-		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev),
+		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev), Throttle: f.gate(ev),
 	}
 	for _, e := range evs {
 		in.Events = append(in.Events, e.norm)

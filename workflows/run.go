@@ -46,6 +46,9 @@ type RunInput struct {
 	// Priority is the run's priority factor in seconds: it moves the run ahead of runs
 	// that waited up to that much longer for a concurrency slot.
 	Priority int `json:"priority,omitempty"`
+	// Throttle is checked again where the run begins (its scheduled slot only set its
+	// StartDelay): a backlog never begins faster than the throttle allows.
+	Throttle *flowcontrol.Gate `json:"throttle,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -130,7 +133,34 @@ func (st *runState) execute(h Handler) (any, error) {
 	if err := st.registerCancelRules(); err != nil {
 		return nil, err
 	}
+	if err := st.passThrottle(); err != nil {
+		return nil, err
+	}
 	return st.call(h)
+}
+
+// passThrottle waits, in timers, until the run's throttle lets it begin.
+func (st *runState) passThrottle() error {
+	if st.in.Throttle == nil || st.engine == nil {
+		return nil
+	}
+	// Runs recorded before the gate existed replay without it.
+	if workflow.GetVersion(st.wctx, "throttle-gate", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	for {
+		ctx := st.waitLA(st.wctx, "throttle")
+		var wait time.Duration
+		if err := workflow.ExecuteLocalActivity(ctx, activities.PassGate, st.engine, *st.in.Throttle, st.in.RunID).Get(ctx, &wait); err != nil {
+			return err
+		}
+		if wait <= 0 {
+			return nil
+		}
+		if err := workflow.NewTimerWithOptions(st.wctx, wait, workflow.TimerOptions{Summary: "waits for its throttle slot"}).Get(st.wctx, nil); err != nil {
+			return temporal.NewCanceledError("the run was cancelled")
+		}
+	}
 }
 
 // releaseSingleton frees the run's singleton lock.
