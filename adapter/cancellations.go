@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
@@ -44,12 +45,9 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 		ID: ids.NewEventID(time.Now()).String(), CreatedAt: time.Now().UTC(), AppID: req.AppID, FunctionID: f.Slug,
 		StartedAfter: req.StartedAfter, StartedBefore: *req.StartedBefore, If: req.If,
 	}
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		firstErr error
-		sem      = make(chan struct{}, startConcurrency)
-	)
+	// Every condition is evaluated before any run is cancelled, so that an `if` over its cost
+	// limit is a 400 that has cancelled nothing.
+	var runIDs []string
 	var token []byte
 	for {
 		page, err := a.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
@@ -61,39 +59,58 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 		for _, ex := range page.GetExecutions() {
 			runID := ex.GetExecution().GetWorkflowId()
 			if cond != nil {
-				var eventID string
-				if p := ex.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
-					_ = converter.GetDefaultDataConverter().FromPayload(p, &eventID)
-				}
-				ev, err := a.storedEvent(ctx, eventID)
+				ok, err := a.triggerMatches(ctx, cond, ex)
 				if err != nil {
-					continue // the event has expired: the condition cannot hold
+					return nil, &api.InputError{Msg: fmt.Sprintf("if: run %s: %v", runID, err)}
 				}
-				var m map[string]any
-				b, _ := json.Marshal(ev.Event)
-				_ = json.Unmarshal(b, &m)
-				if !cond.Match(map[string]any{"event": m}) {
+				if !ok {
 					continue
 				}
 			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				err := a.requestCancel(ctx, runID)
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					out.Cancelled++
-				} else if firstErr == nil {
-					firstErr = fmt.Errorf("cancel run %s: %w", runID, err)
-				}
-			}()
+			runIDs = append(runIDs, runID)
 		}
 		if token = page.GetNextPageToken(); len(token) == 0 {
 			break
 		}
 	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		sem      = make(chan struct{}, startConcurrency)
+	)
+	for _, runID := range runIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := a.requestCancel(ctx, runID)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				out.Cancelled++
+			} else if firstErr == nil {
+				firstErr = fmt.Errorf("cancel run %s: %w", runID, err)
+			}
+		}()
+	}
 	wg.Wait()
 	return out, firstErr
+}
+
+// triggerMatches evaluates cond over the triggering event of a listed run; an event that
+// has expired cannot match. The error is only an evaluation over the cost limit.
+func (a *App) triggerMatches(ctx context.Context, cond *expr.Program, ex *workflowpb.WorkflowExecutionInfo) (bool, error) {
+	var eventID string
+	if p := ex.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &eventID)
+	}
+	ev, err := a.storedEvent(ctx, eventID)
+	if err != nil {
+		return false, nil
+	}
+	var m map[string]any
+	b, _ := json.Marshal(ev.Event)
+	_ = json.Unmarshal(b, &m)
+	return cond.Matches(map[string]any{"event": m})
 }
