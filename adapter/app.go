@@ -108,6 +108,7 @@ type App struct {
 	waits    *flowcontrol.Waits
 	admitter *flowcontrol.Admitter
 	buffers  *flowcontrol.Buffers
+	slots    *flowcontrol.SlotWaker
 	stop     context.CancelFunc // stops the flusher
 	exprs    sync.Map           // CEL source -> *expr.Program, for wait conditions
 
@@ -138,6 +139,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.waits = flowcontrol.NewWaits(a.redis, nil)
 	a.admitter = flowcontrol.NewAdmitter(a.redis, nil)
 	a.buffers = flowcontrol.NewBuffers(a.redis, nil)
+	a.slots = flowcontrol.NewSlotWaker(a.redis)
+	a.owned = append(a.owned, a.slots.Close)
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)

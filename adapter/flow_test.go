@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -432,5 +433,56 @@ func TestThrottleHoldsWhenWorkersAreBehind(t *testing.T) {
 	want := time.Duration(n-limit) * time.Second / limit
 	if span := at[n-1].Sub(at[0]); span < want*9/10 {
 		t.Fatalf("%d runs began within %s, want at least %s (a burst past the throttle)", n, span, want)
+	}
+}
+
+// A freed slot goes to the waiting step at once: waiters wait for it inside their step's
+// activity and are woken by the release, so no run of a busy limit backs off in a timer
+// (which left slots idle for up to a second).
+func TestConcurrencySlotIsHandedOver(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	var mu sync.Mutex
+	running, maxSeen := 0, 0
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "one-at-a-time",
+		Concurrency: []adapter.Concurrency{{Limit: 2}}}, adapter.EventTrigger("test/handoff", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "work", func(context.Context) (bool, error) {
+				mu.Lock()
+				running++
+				maxSeen = max(maxSeen, running)
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				running--
+				mu.Unlock()
+				return true, nil
+			})
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	evs := make([]any, 8)
+	for i := range evs {
+		evs[i] = map[string]any{"name": "test/handoff", "data": map[string]any{}}
+	}
+	for _, id := range send(t, app, evs...) {
+		r := waitRun(t, app, runsOf(t, app, id)[0].RunID)
+		if r.Status != api.StatusCompleted {
+			t.Fatalf("%s %s", r.Status, r.Output)
+		}
+		it := app.Temporal().GetWorkflowHistory(context.Background(), r.RunID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.GetEventType() == enumspb.EVENT_TYPE_TIMER_STARTED && strings.Contains(string(e.GetUserMetadata().GetSummary().GetData()), "concurrency slot") {
+				t.Fatalf("run %s backed off in a timer for its slot instead of being handed one", r.RunID)
+			}
+		}
+	}
+	if maxSeen != 2 {
+		t.Fatalf("at most %d steps at once, want the limit 2", maxSeen)
 	}
 }

@@ -247,14 +247,30 @@ func (f *function) leases(ev *accepted) []flowcontrol.Lease {
 	return out
 }
 
-// AcquireLeases takes a step's concurrency leases (workflows.Engine).
-func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64) (bool, error) {
-	return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
+// AcquireLeases takes a step's concurrency leases (workflows.Engine), waiting up to hold
+// for a released slot, unless the run's cancellation is requested meanwhile.
+func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error) {
+	acquire := func() (bool, error) { return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score) }
+	if hold <= 0 {
+		return acquire()
+	}
+	keys := make([]string, len(leases))
+	for i, l := range leases {
+		keys[i] = l.Key
+	}
+	return a.slots.AcquireWaiting(ctx, keys, hold, acquire, func() bool { return a.CancelRequested(ctx, runID) })
 }
 
-// ReleaseLeases gives a step's leases back (workflows.Engine).
+// ReleaseLeases gives a step's leases back and tells the steps waiting for them
+// (workflows.Engine); a lost notice only delays a waiter to its next periodic ask.
 func (a *App) ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error {
-	return flowcontrol.Release(ctx, a.redis, leases, leaseID)
+	if err := flowcontrol.Release(ctx, a.redis, leases, leaseID); err != nil {
+		return err
+	}
+	for _, l := range leases {
+		_ = a.slots.Notify(ctx, l.Key)
+	}
+	return nil
 }
 
 // PassGate checks a run's throttle where it begins (workflows.Engine).

@@ -66,11 +66,14 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 		if len(leases) == 0 {
 			return fn(ctx)
 		}
-		ok, err := st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score)
+		ok, err := st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score, SlotHold)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
+			if st.engine.CancelRequested(ctx, st.in.RunID) {
+				return nil, errRunCancelled
+			}
 			return nil, errConcurrencyLimited
 		}
 		// Renew the lease while the step runs; a crash lets it expire.
@@ -87,7 +90,7 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 				case <-done:
 					return
 				case <-t.C:
-					_, _ = st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score)
+					_, _ = st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score, 0)
 				}
 			}
 		}()
@@ -96,6 +99,12 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 }
 
 var errConcurrencyLimited = errors.New("concurrency limit reached")
+
+// SlotHold is how long a step whose concurrency key is full waits for a slot inside its
+// local activity, taking a released slot within milliseconds; after it the step waits in
+// a workflow timer (holding no worker) and asks again. Short enough that the workflow task
+// needs no heartbeat (10 s task timeout).
+const SlotHold = 5 * time.Second
 
 // concurrencyLimitedType is the error type of a step that found its concurrency keys full.
 const concurrencyLimitedType = "ConcurrencyLimited"
