@@ -325,7 +325,7 @@ type WorkflowRegistry interface {
 }
 
 // RegisterWorkflows registers one workflow per function, named by its fully qualified id
-// (and the workflow of cron ticks).
+// (and the workflows of cron ticks and of skipped runs' records).
 func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -336,6 +336,7 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, a), workflow.RegisterOptions{Name: f.slug})
 	}
 	r.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
+	r.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
 	return nil
 }
 

@@ -36,8 +36,9 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 		}
 		cond = p
 	}
-	query := fmt.Sprintf("%s = '%s' AND ExecutionStatus = 'Running' AND StartTime <= '%s'",
-		SAFunctionID.GetName(), f.Slug, req.StartedBefore.UTC().Format(time.RFC3339Nano))
+	// The workflow type leaves out skipped runs' records, which share the search attributes.
+	query := fmt.Sprintf("%s = '%s' AND WorkflowType = '%s' AND ExecutionStatus = 'Running' AND StartTime <= '%s'",
+		SAFunctionID.GetName(), f.Slug, f.Slug, req.StartedBefore.UTC().Format(time.RFC3339Nano))
 	if req.StartedAfter != nil {
 		query += fmt.Sprintf(" AND StartTime >= '%s'", req.StartedAfter.UTC().Format(time.RFC3339Nano))
 	}

@@ -102,6 +102,10 @@ func (a *App) describe(ctx context.Context, id string) (*api.FunctionRun, *workf
 		return nil, nil, fmt.Errorf("describe run %s: %w", id, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
+	if info.GetType().GetName() == skippedWorkflow { // a skipped run's Web UI record
+		run, err := a.skippedFromRecord(ctx, id, info)
+		return run, nil, err
+	}
 	run := &api.FunctionRun{
 		RunID:        id,
 		RunStartedAt: info.GetStartTime().AsTime(),

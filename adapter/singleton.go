@@ -86,9 +86,19 @@ func (a *App) recordSkipped(ctx context.Context, f *function, runID string, ev *
 	rec := skippedRun{Reason: "singleton", Holder: holder, Run: api.FunctionRun{
 		RunID: runID, RunStartedAt: now, FunctionID: f.slug, EventID: ev.internal.String(), Status: api.StatusSkipped, EndedAt: &now,
 	}}
-	rec.Run.Output, _ = json.Marshal(map[string]string{"reason": "singleton", "run_id": holder})
+	rec.Run.Output = skippedOutput(holder)
 	b, _ := json.Marshal(rec)
-	return a.redis.SetNX(ctx, skippedKey(runID), b, a.opts.EventRetention).Err()
+	if err := a.redis.SetNX(ctx, skippedKey(runID), b, a.opts.EventRetention).Err(); err != nil {
+		return err
+	}
+	// The Redis record serves REST; the workflow makes the run findable in the Web UI.
+	return a.startSkippedRecord(ctx, f, runID, ev, holder)
+}
+
+// skippedOutput is a skipped run's REST output: why, and which run held the key.
+func skippedOutput(holder string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"reason": "singleton", "run_id": holder})
+	return b
 }
 
 func (a *App) skipped(ctx context.Context, runID string) (*api.FunctionRun, error) {
