@@ -39,6 +39,10 @@ type benchConfig struct {
 	// ThrottleRate and ThrottleSeconds configure the throttle-accuracy phase (0 skips it).
 	ThrottleRate    int
 	ThrottleSeconds int
+	// SlotRuns runs of a step of SlotStep under a concurrency limit of SlotLimit measure the
+	// slot hand-off (0 skips it).
+	SlotRuns, SlotLimit int
+	SlotStep            time.Duration
 }
 
 // firstStep records when the first step of each run (keyed by the run's bench key) ran.
@@ -105,6 +109,9 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the Tempest throughput phase to this file")
 	fs.IntVar(&cfg.ThrottleRate, "throttle-rate", 20, "starts per second of the throttled function in the accuracy phase")
 	fs.IntVar(&cfg.ThrottleSeconds, "throttle-seconds", 0, "length of the throttle-accuracy phase in seconds (0 skips it; try 60)")
+	fs.IntVar(&cfg.SlotRuns, "slot-runs", 20, "runs in the concurrency hand-off phase (0 skips it)")
+	fs.IntVar(&cfg.SlotLimit, "slot-limit", 2, "concurrency limit in the hand-off phase")
+	fs.DurationVar(&cfg.SlotStep, "slot-step", 300*time.Millisecond, "step duration in the hand-off phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -178,6 +185,18 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "debounced", Debounce: &adapter.Debounce{Period: time.Second, Key: adapter.Ptr("event.data.k")}},
 		adapter.EventTrigger("bench/debounced", nil), mark); err != nil {
+		return err
+	}
+	slots := &slotMarks{}
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "slotted", Concurrency: []adapter.Concurrency{{Limit: max(cfg.SlotLimit, 1)}}},
+		adapter.EventTrigger("bench/slotted", nil), func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "work", func(context.Context) (bool, error) {
+				slots.add(&slots.starts)
+				time.Sleep(cfg.SlotStep)
+				slots.add(&slots.ends)
+				return true, nil
+			})
+		}); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -331,6 +350,12 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unlimited)\n",
 		"Tempest, concurrency lease", leased.acceptRate(), leased.e2eRate(), leased.e2eRate()/tem.e2eRate())
 
+	if cfg.SlotRuns > 0 {
+		if err := slotPhase(ctx, app, cfg, slots, out); err != nil {
+			return err
+		}
+	}
+
 	if cfg.ThrottleSeconds > 0 {
 		n := cfg.ThrottleRate * (cfg.ThrottleSeconds + 1) // the first second is the burst from idle
 		fmt.Fprintf(out, "\nThrottle accuracy: %d events at once to a function throttled to %d/s:\n", n, cfg.ThrottleRate)
@@ -455,3 +480,58 @@ func rssMB() int {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// slotMarks records when the steps of the hand-off phase started and ended.
+type slotMarks struct {
+	mu           sync.Mutex
+	starts, ends []time.Time
+}
+
+func (m *slotMarks) add(to *[]time.Time) {
+	m.mu.Lock()
+	*to = append(*to, time.Now())
+	m.mu.Unlock()
+}
+
+// slotPhase measures a busy concurrency limit: throughput against the ideal Limit/step
+// duration, and how long a waiting step starts after a slot is freed.
+func slotPhase(ctx context.Context, app *adapter.App, cfg benchConfig, m *slotMarks, out io.Writer) error {
+	evs := make([]any, cfg.SlotRuns)
+	for i := range evs {
+		evs[i] = map[string]any{"name": "bench/slotted", "data": map[string]any{}}
+	}
+	ids, err := app.Send(ctx, evs...)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		runs, err := app.EventRuns(ctx, id)
+		if err != nil || len(runs) != 1 {
+			return fmt.Errorf("hand-off phase: runs of %s: %v %v", id, runs, err)
+		}
+		if err := app.Temporal().GetWorkflow(ctx, runs[0].RunID, "").Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	starts, ends := slices.Clone(m.starts), slices.Clone(m.ends)
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	limit := max(cfg.SlotLimit, 1)
+	elapsed := ends[len(ends)-1].Sub(starts[0])
+	ideal := float64(limit) / cfg.SlotStep.Seconds()
+	got := float64(len(starts)) / elapsed.Seconds()
+	// The k-th step after the first Limit takes the slot the k-th finished step freed.
+	var lat []float64
+	for i := limit; i < len(starts); i++ {
+		lat = append(lat, float64(starts[i].Sub(ends[i-limit]).Microseconds())/1000)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Fprintf(out, "\nConcurrency hand-off: %d runs of one %s step, limit %d:\n", len(starts), cfg.SlotStep, limit)
+	fmt.Fprintf(out, "  took %s (ideal %s): %.2f steps/s = %.2f of Limit/step duration\n",
+		elapsed.Round(time.Millisecond), (time.Duration(len(starts)) * cfg.SlotStep / time.Duration(limit)).Round(time.Millisecond), got, got/ideal)
+	fmt.Fprintf(out, "  slot freed -> next step starts: p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", q(0.5), q(0.99), lat[len(lat)-1])
+	return nil
+}
