@@ -66,3 +66,23 @@ func TestConcurrencyTwoKeysAllOrNone(t *testing.T) {
 		t.Fatalf("the first key kept %d leases after the second refused", n)
 	}
 }
+
+// A limit's keys expire when nothing renews them: a crashed worker leaves nothing forever.
+func TestConcurrencyKeysExpire(t *testing.T) {
+	t.Parallel()
+	rdb := redisClient(t)
+	ctx := context.Background()
+	key := flowcontrol.ConcurrencyKey("fn:"+fn(t), "k")
+	leases := []flowcontrol.Lease{{Key: key, Limit: 1}}
+	for _, run := range []string{"a", "b"} { // a holds the slot, b waits
+		if _, err := flowcontrol.Acquire(ctx, rdb, time.Now(), leases, run+"/1", run, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{key + ":leases", key + ":waiting", key + ":seen"} {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 || ttl > 2*time.Minute {
+			t.Fatalf("%s: ttl %v %v, want a bounded expiry", k, ttl, err)
+		}
+	}
+}

@@ -94,10 +94,15 @@ func ValueKey(v any) (string, bool) {
 	return "", false
 }
 
-// Register stores waits (idempotent: registering again changes nothing but Created).
+//go:embed register.lua
+var registerSrc string
+
+var registerScript = redis.NewScript(registerSrc)
+
+// Register stores waits (idempotent: registering again changes nothing). Every key it
+// writes expires a day after the latest wait it holds.
 func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
 	now := ws.now().UnixMilli()
-	pipe := ws.rdb.Pipeline()
 	for i := range waits {
 		w := &waits[i]
 		if w.Created == 0 {
@@ -107,22 +112,19 @@ func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
 		if err != nil {
 			return fmt.Errorf("wait %s: %w", w.ID, err)
 		}
-		key := waitKey(w.Event, w.ID)
-		// HSETNX: a retried registration must not clear a claim made in between.
-		pipe.HSetNX(ctx, key, "spec", spec)
-		pipe.PExpireAt(ctx, key, time.UnixMilli(w.Expires).Add(24*time.Hour))
-		idx, ok := w.indexKey()
-		if !ok {
-			continue
+		idx, indexed := w.indexKey()
+		if !indexed {
+			idx = anyKey(w.Event) // listed nowhere; only declared, in the same slot
 		}
-		pipe.ZAddNX(ctx, idx, redis.Z{Score: float64(w.Expires), Member: w.ID})
-		pipe.PExpireAt(ctx, idx, time.UnixMilli(w.Expires).Add(24*time.Hour))
-		if w.MatchPath != "" {
-			pipe.SAdd(ctx, pathsKey(w.Event), w.MatchPath)
+		on := "0"
+		if indexed {
+			on = "1"
 		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("register waits: %w", err)
+		err = registerScript.Run(ctx, ws.rdb, []string{waitKey(w.Event, w.ID), idx, pathsKey(w.Event)},
+			spec, w.Expires, w.ID, on, w.MatchPath, now, (24 * time.Hour).Milliseconds()).Err()
+		if err != nil {
+			return fmt.Errorf("register wait %s: %w", w.ID, err)
+		}
 	}
 	return nil
 }

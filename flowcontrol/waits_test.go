@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +189,36 @@ func TestCandidatesMany(t *testing.T) {
 	counts := []int{len(got[0]), len(got[1]), len(got[2]), len(got[3])}
 	if fmt.Sprint(counts) != "[1 0 1 0]" || got[0][0].ID != "wa" || got[2][0].ID != "wb" {
 		t.Fatalf("candidates per query %v: %+v", counts, got)
+	}
+}
+
+// Every key of the wait index expires, and after the longest wait it lists: a short wait
+// registered later does not cut the life of an index that holds a long one.
+func TestWaitKeysExpireAfterTheirLongestWait(t *testing.T) {
+	t.Parallel()
+	rdb := redisClient(t)
+	ws := flowcontrol.NewWaits(rdb, nil)
+	ctx := context.Background()
+	name := uniqueName(t)
+	long := flowcontrol.Wait{ID: "run-a/step", Kind: flowcontrol.KindWait, Event: name, MatchPath: "data.id", MatchValue: "u1",
+		Expires: time.Now().Add(10 * 24 * time.Hour).UnixMilli()}
+	short := long
+	short.ID, short.Expires = "run-b/step", time.Now().Add(time.Second).UnixMilli()
+	any := flowcontrol.Wait{ID: "run-c/step", Kind: flowcontrol.KindWait, Event: name, Expires: time.Now().Add(time.Minute).UnixMilli()}
+	if err := ws.Register(ctx, []flowcontrol.Wait{long, short, any}); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "tempest:{w:"+name+"}*").Result()
+	if err != nil || len(keys) < 5 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	for _, k := range keys {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil || ttl < 0 {
+			t.Fatalf("%s has no expiry (%v, %v)", k, ttl, err)
+		}
+		if !strings.Contains(k, ":wait:run-b") && !strings.Contains(k, ":wait:run-c") && !strings.Contains(k, ":any") && ttl < 10*24*time.Hour {
+			t.Errorf("%s expires in %s, before the 10-day wait it lists", k, ttl)
+		}
 	}
 }
