@@ -1,0 +1,240 @@
+// Package crashtest kills Tempest processes with SIGKILL under load and checks that
+// nothing acknowledged is lost: the test binary re-executes itself as the Tempest process
+// (event API + worker) against the test's embedded Temporal server and the real Redis.
+package crashtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/internal/testenv"
+)
+
+// The child process's environment.
+const (
+	envChild    = "TEMPEST_CRASHTEST_CHILD"
+	envAddr     = "TEMPEST_CRASHTEST_ADDR"
+	envTemporal = "TEMPEST_CRASHTEST_TEMPORAL"
+	envApp      = "TEMPEST_CRASHTEST_APP"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) == "1" {
+		if err := child(); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// functions are the two functions every event fans out to.
+var functions = []string{"left", "right"}
+
+func define(app *adapter.App) error {
+	for _, id := range functions {
+		if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: id}, adapter.EventTrigger("crash/order", nil),
+			func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+				return step.Run(ctx, "work", func(context.Context) (string, error) { return id, nil })
+			}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// child serves the event API and runs the worker until it is killed.
+func child() error {
+	ctx := context.Background()
+	tc, err := client.Dial(client.Options{HostPort: os.Getenv(envTemporal), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return err
+	}
+	opts, err := redis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		return err
+	}
+	app, err := adapter.New(ctx, adapter.Options{AppID: os.Getenv(envApp), Temporal: tc, Redis: redis.NewClient(opts), Dev: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	if err := define(app); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", os.Getenv(envAddr))
+	if err != nil {
+		return err
+	}
+	if _, err := app.StartWorker(ctx); err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	return app.ServeListener(ctx, ln)
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startChild(t *testing.T, addr, temporal, appID string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"=1", envAddr+"="+addr, envTemporal+"="+temporal, envApp+"="+appID)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := sc.Scan() && sc.Text() == "ready"
+		ready <- ok
+		for sc.Scan() {
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
+	select {
+	case ok := <-ready:
+		if !ok {
+			<-p.done
+			t.Fatalf("child did not start: %s", stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("child did not start within 60s: %s", stderr.String())
+	}
+	return p
+}
+
+// Senders post events with their own ids and no seed (a plain HTTP client), and retry each
+// until it is answered 200, while the Tempest process is killed with SIGKILL and restarted
+// three times. Every acknowledged event must then have exactly one completed run in each of
+// the two functions it fans out to.
+func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
+	tc, _ := testenv.Services(t)
+	temporal := testenv.Server().Address()
+	appID := fmt.Sprintf("crash-%d", time.Now().UnixNano()%1e9)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := startChild(t, addr, temporal, appID)
+
+	const events, senders, kills = 600, 8, 3
+	type ack struct{ clientID, internal string }
+	acks := make([]ack, events)
+	var acked atomic.Int64
+	var retries atomic.Int64
+	next := make(chan int, events)
+	for i := range events {
+		next <- i
+	}
+	close(next)
+	httpc := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				id := fmt.Sprintf("%s-order-%d", appID, i)
+				body := fmt.Sprintf(`{"name":"crash/order","id":%q,"data":{"n":%d}}`, id, i)
+				for {
+					resp, err := httpc.Post("http://"+addr+"/e/key", "application/json", bytes.NewReader([]byte(body)))
+					if err == nil {
+						var out struct {
+							IDs    []string `json:"ids"`
+							Status int      `json:"status"`
+						}
+						derr := json.NewDecoder(resp.Body).Decode(&out)
+						resp.Body.Close()
+						if derr == nil && out.Status == 200 && len(out.IDs) == 1 {
+							acks[i] = ack{id, out.IDs[0]}
+							acked.Add(1)
+							break
+						}
+					}
+					retries.Add(1)
+					time.Sleep(20 * time.Millisecond) // the process is restarting: back off a little
+				}
+			}
+		}()
+	}
+	for k := range kills {
+		// Kill once another share of the events has been acknowledged: mid-load.
+		for acked.Load() < int64((k+1)*events/(kills+2)) {
+			time.Sleep(time.Millisecond)
+		}
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p = startChild(t, addr, temporal, appID)
+	}
+	wg.Wait()
+
+	// Check from a process of our own on the same Redis and Temporal.
+	_, rdb := testenv.Services(t)
+	checker, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Temporal: tc, Redis: rdb, Dev: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close()
+	if err := define(checker); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lost, partial := 0, 0
+	for _, a := range acks {
+		runs, err := checker.EventRuns(ctx, a.internal)
+		if err != nil {
+			t.Fatalf("event %s (%s): %v", a.clientID, a.internal, err)
+		}
+		switch {
+		case len(runs) == 0:
+			lost++
+		case len(runs) < len(functions):
+			partial++
+		}
+		for _, r := range runs {
+			var out string
+			if err := tc.GetWorkflow(ctx, r.RunID, "").Get(ctx, &out); err != nil {
+				t.Fatalf("run %s of event %s: %v", r.RunID, a.clientID, err)
+			}
+		}
+	}
+	t.Logf("%d events acknowledged through %d kills (%d retried requests): %d without runs, %d with only some of their runs",
+		events, kills, retries.Load(), lost, partial)
+	if lost+partial > 0 {
+		t.Fatalf("%d acknowledged events have no run, %d miss a function's run", lost, partial)
+	}
+}
