@@ -190,12 +190,17 @@ func (st *runState) call(h Handler) (any, error) {
 		var se *StepError
 		var nr *NonRetriableError
 		if errors.As(err, &se) {
+			// The message is the step's own; the step id travels in the details (step_id).
 			st.failure = &ErrorData{Error: se.Message, Name: se.Name, Message: se.Message}
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "StepError", nil, se)
+			return nil, temporal.NewNonRetryableApplicationError(se.Message, "StepError", nil, se)
 		}
 		if errors.As(err, &nr) || attempt >= st.in.Retries {
-			st.failure = &ErrorData{Error: err.Error(), Name: "Error", Message: err.Error()}
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "Error", nil)
+			name := "Error"
+			if nr != nil { // the same name as when a step returns it
+				name = "NonRetriableError"
+			}
+			st.failure = &ErrorData{Error: err.Error(), Name: name, Message: err.Error()}
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), name, nil)
 		}
 		d := retryDelay(st.in.RunID, "", attempt, err)
 		if err := workflow.NewTimerWithOptions(st.wctx, d, workflow.TimerOptions{

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -236,5 +237,42 @@ func TestSleepUntil(t *testing.T) {
 	})
 	if err != nil || len(timers) != 1 || timers[0] != 2*time.Hour {
 		t.Fatalf("err=%v timers=%v, want one 2h timer", err, timers)
+	}
+}
+
+// A failed run's message is the error's own: a step's failure does not repeat its step id
+// (it travels in the details), and NonRetriable has one name from a step or the handler.
+func TestFailureNamesAndMessages(t *testing.T) {
+	t.Parallel()
+	_, err, _ := run(t, 0, func(ctx context.Context, _ workflows.Call) (any, error) {
+		_, err := step.Run(ctx, "charge", func(ctx context.Context) (int, error) { return 0, errors.New("card declined") })
+		return nil, err
+	})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Message() != "card declined" {
+		t.Fatalf("run error %v, want the message %q", err, "card declined")
+	}
+	var se workflows.StepError
+	if appErr.Details(&se) != nil || se.StepID != "charge" {
+		t.Fatalf("details %+v, want the step id", se)
+	}
+	_, err, _ = run(t, 3, func(ctx context.Context, _ workflows.Call) (any, error) {
+		return nil, &workflows.NonRetriableError{Err: errors.New("bad input")}
+	})
+	if !errors.As(err, &appErr) || appErr.Type() != "NonRetriableError" {
+		t.Fatalf("handler NonRetriable failed the run as %v", err)
+	}
+	_, err, _ = run(t, 0, func(ctx context.Context, _ workflows.Call) (any, error) {
+		_, err := step.Run(ctx, "s", func(ctx context.Context) (int, error) {
+			return 0, &workflows.NonRetriableError{Err: errors.New("bad input")}
+		})
+		var se *workflows.StepError
+		if errors.As(err, &se) && se.Name != "NonRetriableError" {
+			return nil, fmt.Errorf("step's name %q", se.Name)
+		}
+		return nil, err
+	})
+	if !errors.As(err, &appErr) || appErr.Message() != "bad input" {
+		t.Fatalf("run error %v", err)
 	}
 }

@@ -146,7 +146,7 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 	}
 	if len(data) > MaxStepOutput {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("step %q returned %d bytes of JSON, over the limit of %d", id, len(data), MaxStepOutput),
+			fmt.Sprintf("the step returned %d bytes of JSON, over the limit of %d", len(data), MaxStepOutput),
 			"OutputTooLarge", nil)
 	}
 	return StepOutput{ID: id, Data: data, Ended: time.Now().UnixMilli()}, nil
