@@ -74,8 +74,12 @@ type Options struct {
 	Dev bool
 	// EventKeys accepted on POST /e/{key} when not Dev. $INNGEST_EVENT_KEY (comma-separated).
 	EventKeys []string
-	// SigningKey required as a Bearer token on /v1 when set and not Dev. $INNGEST_SIGNING_KEY.
+	// SigningKey required as a Bearer token on /v1 when not Dev. $INNGEST_SIGNING_KEY.
+	// Outside dev, Serve refuses to start without one unless InsecureNoAuth.
 	SigningKey string
+	// InsecureNoAuth leaves /v1 (runs, cancellation) open to anyone who can reach it when
+	// there is no SigningKey; Serve logs a warning. $TEMPEST_INSECURE_NO_AUTH.
+	InsecureNoAuth bool
 	// Addr is the HTTP listen address of Serve. Default ":8288".
 	Addr string
 	// MaxEventSize is the largest event in bytes. Default 512 KiB.
@@ -196,6 +200,9 @@ func (o *Options) resolve() error {
 		}
 	}
 	o.SigningKey = cmp.Or(o.SigningKey, os.Getenv("INNGEST_SIGNING_KEY"))
+	if v, err := strconv.ParseBool(os.Getenv("TEMPEST_INSECURE_NO_AUTH")); err == nil && v {
+		o.InsecureNoAuth = true
+	}
 	o.Addr = cmp.Or(o.Addr, DefaultAddr)
 	o.MaxEventSize = cmp.Or(o.MaxEventSize, DefaultMaxEventSize)
 	if o.MaxEventSize < 0 {
@@ -313,8 +320,8 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 // Handler is the HTTP API (event API, REST v1, /health) for embedding in another server.
 func (a *App) Handler() http.Handler {
 	return api.New(a, api.Config{
-		Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey,
-		MaxRequestSize: a.opts.MaxRequestSize, MaxBytesInFlight: a.opts.MaxBytesInFlight,
+		Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey, InsecureNoAuth: a.opts.InsecureNoAuth,
+		MaxRequestSize: a.opts.MaxRequestSize, MaxBytesInFlight: a.opts.MaxBytesInFlight, Logger: a.log,
 	})
 }
 
@@ -384,11 +391,27 @@ func (a *App) Serve(ctx context.Context) error {
 	return a.ServeListener(ctx, ln)
 }
 
+// CheckServe says why Serve would refuse to start: outside dev it needs event keys, and a
+// signing key for /v1 unless InsecureNoAuth.
+func (a *App) CheckServe() error {
+	switch {
+	case a.opts.Dev:
+	case len(a.opts.EventKeys) == 0:
+		return errors.New("no event keys: set INNGEST_EVENT_KEY (comma-separated) or run in dev mode (INNGEST_DEV=1, tempest dev)")
+	case a.opts.SigningKey == "" && !a.opts.InsecureNoAuth:
+		return errors.New("no signing key: set INNGEST_SIGNING_KEY to protect the REST API (/v1), or leave /v1 open to anyone who can reach it with --insecure-no-auth (TEMPEST_INSECURE_NO_AUTH=1, Options.InsecureNoAuth)")
+	}
+	return nil
+}
+
 // ServeListener is Serve on a listener the caller opened.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
-	if !a.opts.Dev && len(a.opts.EventKeys) == 0 {
+	if err := a.CheckServe(); err != nil {
 		ln.Close()
-		return errors.New("no event keys: set INNGEST_EVENT_KEY (comma-separated) or run in dev mode (INNGEST_DEV=1, tempest dev)")
+		return err
+	}
+	if !a.opts.Dev && a.opts.SigningKey == "" {
+		a.log.Warn("INSECURE: no signing key and InsecureNoAuth is set: the REST API /v1 (runs, cancellation) is open to anyone who can reach " + ln.Addr().String())
 	}
 	w, err := a.StartWorker(ctx)
 	if err != nil {

@@ -3,17 +3,14 @@ package api
 import (
 	"bufio"
 	"cmp"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -27,9 +24,13 @@ type Config struct {
 	// EventKeys accepted on /e/{key} when not Dev. Empty and not Dev rejects every event
 	// (503), as a self-hosted Inngest does.
 	EventKeys []string
-	// SigningKey, when set and not Dev, is required as "Authorization: Bearer <key>" on /v1
-	// (raw or in the SDKs' hashed form).
+	// SigningKey is required as "Authorization: Bearer <key>" on /v1 when not Dev (raw or
+	// in the SDKs' hashed form). Without one, /v1 answers 503 unless InsecureNoAuth.
 	SigningKey string
+	// InsecureNoAuth leaves /v1 open when there is no SigningKey (outside Dev).
+	InsecureNoAuth bool
+	// Logger receives the errors behind 5xx answers. Default slog.Default().
+	Logger *slog.Logger
 	// MaxEvents per request. Default 5000.
 	MaxEvents int
 	// MaxRequestSize in bytes. Default 16 MiB.
@@ -51,24 +52,26 @@ func New(b Backend, cfg Config) http.Handler {
 		cfg.MaxRequestSize = 16 << 20
 	}
 	cfg.MaxBytesInFlight = max(cmp.Or(cfg.MaxBytesInFlight, 4*cfg.MaxRequestSize), cfg.MaxRequestSize)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	kind := "cloud"
 	if cfg.Dev {
 		kind = "dev"
 	}
-	r.Use(gin.Recovery(), func(c *gin.Context) {
-		c.Header("X-Inngest-Server-Kind", kind)
-		c.Header("Access-Control-Allow-Origin", "*")
-		if c.Request.Method == http.MethodOptions { // CORS preflight: any origin, as Inngest allows
-			c.Header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-			c.Header("Access-Control-Allow-Headers", c.GetHeader("Access-Control-Request-Headers"))
-			c.AbortWithStatus(http.StatusNoContent)
-		}
-	})
-	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}}
+	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		cfg.Logger.Error("panic in HTTP handler", "path", c.Request.URL.Path, "panic", err)
+		publicErr(c, 500, internalMsg)
+	}), func(c *gin.Context) { c.Header("X-Inngest-Server-Kind", kind) })
+	if cfg.Dev {
+		r.Use(loopbackOnly)
+	}
+	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys)}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
-	r.POST("/e/:key", h.receiveEvent)
+	r.OPTIONS("/e/:key", anyOrigin)
+	r.POST("/e/:key", anyOrigin, h.receiveEvent)
 	v1 := r.Group("/v1", h.auth)
 	v1.GET("/events/:id", h.getEvent)
 	v1.GET("/events/:id/runs", h.getEventRuns)
@@ -83,6 +86,7 @@ type handlers struct {
 	b        Backend
 	cfg      Config
 	inFlight *budget
+	keys     [][32]byte // hashes of the event keys
 }
 
 type eventResponse struct {
@@ -98,7 +102,7 @@ func (h *handlers) receiveEvent(c *gin.Context) {
 			keyErr(c, 503, "Event keys are required to process events securely")
 			return
 		}
-		if !slices.Contains(h.cfg.EventKeys, key) {
+		if !h.eventKeyMatches(key) {
 			keyErr(c, 401, "Event key not found")
 			return
 		}
@@ -153,7 +157,8 @@ func (h *handlers) ingest(c *gin.Context) (int, eventResponse) {
 		return fail(400, inErr.Msg)
 	case err != nil:
 		// Nothing is acknowledged; the client retries, and the retry is idempotent.
-		return fail(500, "Unable to accept events: "+err.Error())
+		h.cfg.Logger.Error("ingest failed", "events", len(events), "error", err)
+		return fail(500, "Unable to accept events right now: retry the request")
 	}
 	return 200, eventResponse{IDs: ids, Status: 200}
 }
@@ -347,7 +352,8 @@ func (h *handlers) fail(c *gin.Context, err error, notFound string) bool {
 	case errors.Is(err, ErrNotFound):
 		publicErr(c, 404, notFound)
 	default:
-		publicErr(c, 500, err.Error())
+		h.cfg.Logger.Error("REST request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
+		publicErr(c, 500, internalMsg)
 	}
 	return true
 }
@@ -355,6 +361,9 @@ func (h *handlers) fail(c *gin.Context, err error, notFound string) bool {
 func ok200(c *gin.Context, data any) {
 	c.JSON(200, gin.H{"data": data, "metadata": gin.H{"fetched_at": time.Now().UTC().Format(time.RFC3339Nano)}})
 }
+
+// internalMsg answers a 5xx: the error itself goes to the log, not to the client.
+const internalMsg = "Internal server error: the request can be retried"
 
 // publicErr writes Inngest's REST error shape.
 func publicErr(c *gin.Context, status int, msg string) {
@@ -364,32 +373,4 @@ func publicErr(c *gin.Context, status int, msg string) {
 // keyErr writes the event API's key-error shape (no ids), as Inngest does.
 func keyErr(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"status": status, "message": "", "error": msg})
-}
-
-func (h *handlers) auth(c *gin.Context) {
-	if h.cfg.Dev || h.cfg.SigningKey == "" {
-		return
-	}
-	token, found := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !found || !SigningKeyMatches(h.cfg.SigningKey, strings.TrimSpace(token)) {
-		publicErr(c, 401, "Authentication failed: send Authorization: Bearer <signing key>")
-	}
-}
-
-var signKeyPrefix = regexp.MustCompile(`^signkey-\w+-`)
-
-// SigningKeyMatches accepts the raw signing key or the SDKs' hashed form
-// (signkey-<env>-hex(sha256(hexdecode(key)))), with or without the prefix.
-func SigningKeyMatches(key, token string) bool {
-	raw := signKeyPrefix.ReplaceAllString(key, "")
-	tok := signKeyPrefix.ReplaceAllString(token, "")
-	if subtle.ConstantTimeCompare([]byte(raw), []byte(tok)) == 1 {
-		return true
-	}
-	b, err := hex.DecodeString(raw)
-	if err != nil {
-		return false
-	}
-	sum := sha256.Sum256(b)
-	return subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(tok)) == 1
 }

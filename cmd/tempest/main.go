@@ -192,11 +192,12 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", ":8288", "listen address of the event API and REST API")
 	maxEvent := fs.Int("max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
 	maxRequest := fs.Int64("max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
+	insecure := fs.Bool("insecure-no-auth", false, "INSECURE: without INNGEST_SIGNING_KEY, leave the REST API (/v1) open to anyone who can reach it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	app, err := adapter.New(ctx, adapter.Options{
-		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest,
+		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest, InsecureNoAuth: *insecure,
 		Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
