@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
@@ -161,68 +159,6 @@ func get(t *testing.T, url string, h http.Header) (int, http.Header) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header
-}
-
-// redisProxy forwards a Redis client to the real Redis until stop, after which its port
-// refuses connections, as a Redis that went down would.
-type redisProxy struct {
-	client  *redis.Client
-	ln      net.Listener
-	mu      sync.Mutex
-	conns   []net.Conn
-	stopped bool
-}
-
-func newRedisProxy(t *testing.T) *redisProxy {
-	t.Helper()
-	opts, err := redis.ParseURL(testenv.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &redisProxy{ln: ln}
-	target := opts.Addr
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.stopped {
-				c.Close()
-				up.Close()
-			}
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	opts.Addr = ln.Addr().String()
-	opts.MaxRetries = -1 // fail at once once it is down
-	p.client = redis.NewClient(opts)
-	t.Cleanup(func() { p.stop(); p.client.Close() })
-	return p
-}
-
-func (p *redisProxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.stopped = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

@@ -70,6 +70,7 @@ func New(b Backend, cfg Config) http.Handler {
 	}
 	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys)}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
+	r.GET("/ready", h.ready)
 	r.OPTIONS("/e/:key", anyOrigin)
 	r.POST("/e/:key", anyOrigin, h.receiveEvent)
 	v1 := r.Group("/v1", h.auth)

@@ -1,5 +1,5 @@
 // Package api serves Tempest's HTTP endpoints with Inngest's paths and JSON shapes: the
-// event API (POST /e/{key}), the REST API v1 and /health. It knows nothing of Temporal or
+// event API (POST /e/{key}), the REST API v1, /health and /ready. It knows nothing of Temporal or
 // Redis: a Backend (adapter.App) does the work.
 package api
 
@@ -23,6 +23,14 @@ type Backend interface {
 	// matching If, CEL over `event`). An unknown function is ErrNotFound; a bad If is an
 	// *InputError.
 	CancelRuns(ctx context.Context, req CancellationRequest) (*Cancellation, error)
+	// Ready checks each service the engine needs (GET /ready) within ctx.
+	Ready(ctx context.Context) []Check
+}
+
+// Check is whether one service answered: Err is nil when it did.
+type Check struct {
+	Name string
+	Err  error
 }
 
 // ErrNotFound is returned by a Backend for an unknown event or run.
