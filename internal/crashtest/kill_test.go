@@ -149,22 +149,46 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 	ln.Close()
 	p := startChild(t, addr, temporal, appID)
 
-	const events, senders, kills = 600, 8, 3
-	type ack struct{ clientID, internal string }
-	acks := make([]ack, events)
-	var acked atomic.Int64
-	var retries atomic.Int64
+	const events, kills = 600, 3
+	load := sendLoad(addr, appID, events)
+	for k := range kills {
+		// Kill once another share of the events has been acknowledged: mid-load.
+		load.waitAcked(int64((k + 1) * events / (kills + 2)))
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p = startChild(t, addr, temporal, appID)
+	}
+	acks, retries := load.wait()
+
+	// Check from a process of our own on the same Redis and Temporal.
+	_, rdb := testenv.Services(t)
+	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d kills of the Tempest process (%d retried requests)", kills, retries))
+}
+
+type ack struct{ clientID, internal string }
+
+// load is senders posting events with their own ids and no seed, each retried until it is
+// answered 200.
+type load struct {
+	acks    []ack
+	acked   atomic.Int64
+	retries atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func sendLoad(addr, appID string, events int) *load {
+	const senders = 8
+	l := &load{acks: make([]ack, events)}
 	next := make(chan int, events)
 	for i := range events {
 		next <- i
 	}
 	close(next)
 	httpc := &http.Client{Timeout: 5 * time.Second}
-	var wg sync.WaitGroup
 	for range senders {
-		wg.Add(1)
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer l.wg.Done()
 			for i := range next {
 				id := fmt.Sprintf("%s-order-%d", appID, i)
 				body := fmt.Sprintf(`{"name":"crash/order","id":%q,"data":{"n":%d}}`, id, i)
@@ -178,30 +202,35 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 						derr := json.NewDecoder(resp.Body).Decode(&out)
 						resp.Body.Close()
 						if derr == nil && out.Status == 200 && len(out.IDs) == 1 {
-							acks[i] = ack{id, out.IDs[0]}
-							acked.Add(1)
+							l.acks[i] = ack{id, out.IDs[0]}
+							l.acked.Add(1)
 							break
 						}
 					}
-					retries.Add(1)
-					time.Sleep(20 * time.Millisecond) // the process is restarting: back off a little
+					l.retries.Add(1)
+					time.Sleep(20 * time.Millisecond) // a part is restarting: back off a little
 				}
 			}
 		}()
 	}
-	for k := range kills {
-		// Kill once another share of the events has been acknowledged: mid-load.
-		for acked.Load() < int64((k+1)*events/(kills+2)) {
-			time.Sleep(time.Millisecond)
-		}
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p = startChild(t, addr, temporal, appID)
-	}
-	wg.Wait()
+	return l
+}
 
-	// Check from a process of our own on the same Redis and Temporal.
-	_, rdb := testenv.Services(t)
+func (l *load) waitAcked(n int64) {
+	for l.acked.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (l *load) wait() ([]ack, int64) {
+	l.wg.Wait()
+	return l.acks, l.retries.Load()
+}
+
+// checkRuns fails the test unless every acknowledged event lists a completed run in each
+// function.
+func checkRuns(t *testing.T, tc client.Client, rdb redis.UniversalClient, appID string, acks []ack, how string) {
+	t.Helper()
 	checker, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Temporal: tc, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -232,8 +261,7 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d events acknowledged through %d kills (%d retried requests): %d without runs, %d with only some of their runs",
-		events, kills, retries.Load(), lost, partial)
+	t.Logf("%d events acknowledged %s: %d without runs, %d with only some of their runs", len(acks), how, lost, partial)
 	if lost+partial > 0 {
 		t.Fatalf("%d acknowledged events have no run, %d miss a function's run", lost, partial)
 	}
