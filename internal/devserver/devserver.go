@@ -94,6 +94,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// The server reacts to a taken port with a fatal log (a stack trace) and os.Exit, so
+	// the port is tried here first, as the Web UI's is.
+	probe, err := net.Listen("tcp", net.JoinHostPort(o.IP, strconv.Itoa(o.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("devserver: Temporal port: %w", err)
+	}
+	probe.Close()
 	conf, err := o.config()
 	if err != nil {
 		return nil, err
