@@ -80,7 +80,8 @@ type Options struct {
 	// InsecureNoAuth leaves /v1 (runs, cancellation) open to anyone who can reach it when
 	// there is no SigningKey; Serve logs a warning. $TEMPEST_INSECURE_NO_AUTH.
 	InsecureNoAuth bool
-	// Addr is the HTTP listen address of Serve. Default ":8288".
+	// Addr is the HTTP listen address of Serve. Default ":8288": every interface, as a
+	// server in a container needs; "127.0.0.1:8288" accepts local connections only.
 	Addr string
 	// MaxEventSize is the largest event in bytes. Default 512 KiB.
 	MaxEventSize int

@@ -189,7 +189,7 @@ func devRedis() (redis.UniversalClient, string, func(), error) {
 
 func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tempest serve", flag.ContinueOnError)
-	addr := fs.String("addr", ":8288", "listen address of the event API and REST API")
+	addr := fs.String("addr", adapter.DefaultAddr, `listen address of the event API and REST API (":8288" is every interface)`)
 	maxEvent := fs.Int("max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
 	maxRequest := fs.Int64("max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	insecure := fs.Bool("insecure-no-auth", false, "INSECURE: without INNGEST_SIGNING_KEY, leave the REST API (/v1) open to anyone who can reach it")
@@ -207,7 +207,15 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := examples.Register(app); err != nil {
 		return err
 	}
+	// Every reason not to start is reported before the banner.
+	if err := app.CheckServe(); err != nil {
+		return err
+	}
 	o := app.Options()
-	fmt.Fprintf(out, "Tempest serve: API on %s, Temporal %s namespace %q, task queue %q\n", o.Addr, o.TemporalAddress, o.Namespace, o.TaskQueue)
-	return app.Serve(ctx)
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	fmt.Fprintf(out, "Tempest serve: API on %s, Temporal %s namespace %q, task queue %q\n", ln.Addr(), o.TemporalAddress, o.Namespace, o.TaskQueue)
+	return app.ServeListener(ctx, ln)
 }
