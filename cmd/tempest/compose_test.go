@@ -16,7 +16,7 @@ func TestComposeFileIsValid(t *testing.T) {
 		t.Skip("docker-compose is not installed (CI installs it)")
 	}
 	cmd := exec.Command(bin, "-f", "../../docker-compose.yml", "config", "-q")
-	cmd.Env = append(os.Environ(), "INNGEST_EVENT_KEY=test-key")
+	cmd.Env = append(os.Environ(), "INNGEST_EVENT_KEY=test-key", "INNGEST_SIGNING_KEY=test-signing-key")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
 	}
