@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -295,13 +296,21 @@ func (o Options) sqlConfig() (*config.SQL, error) {
 	return conf, nil
 }
 
+// freePort picks a port for one of the server's listeners, which bind it only later. It
+// picks below Linux's ephemeral range (32768 and up), where the kernel hands out ports for
+// outgoing connections and port-0 listeners: a port picked there can be taken by any
+// connection in the gap, and the Temporal server then exits the whole process.
 func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("devserver: free port: %w", err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("devserver: no free port between 20000 and 32000 on %s", ip)
 }
 
 // discard silences the SDK clients the server package opens for itself.
