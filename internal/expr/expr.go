@@ -53,7 +53,14 @@ func compile(src string) (*Program, *cel.Ast, error) {
 		return nil, nil, fmt.Errorf("invalid expression %s: it is %d bytes, over the limit of %d: shorten it",
 			short(src), len(src), MaxLength)
 	}
-	ast, iss := env.Compile(src)
+	parsed, iss := env.Parse(src)
+	if iss.Err() != nil {
+		return nil, nil, fmt.Errorf("invalid expression %q: %w", src, iss.Err())
+	}
+	if err := checkLiteralDepth(parsed); err != nil {
+		return nil, nil, fmt.Errorf("invalid expression %s: %w", short(src), err)
+	}
+	ast, iss := env.Check(parsed)
 	if iss.Err() != nil {
 		return nil, nil, fmt.Errorf("invalid expression %q: %w", src, iss.Err())
 	}

@@ -20,6 +20,7 @@ func FuzzCompileEval(f *testing.F) {
 		`event.data.tags.exists(x, event.data.tags.exists(y, x == y))`, `event.data.s + event.data.s`,
 		`timestamp(event.data.at) < now`, `[1,2,3].map(x, [1,2,3].map(y, x * y))`, `((((event))))`,
 		`event.data == async.data`, `event.data.total / 0`, `event..data`, "\x00", strings.Repeat("(", 300),
+		strings.Repeat(`{"a":`, 100) + "{}" + strings.Repeat("}", 100),
 	} {
 		f.Add(src, []byte(ev))
 	}

@@ -30,6 +30,21 @@ func TestLengthLimit(t *testing.T) {
 	}
 }
 
+// Literals nested too deep are refused before type checking: 200 nested maps took cel-go's
+// checker seconds.
+func TestLiteralDepthLimit(t *testing.T) {
+	t.Parallel()
+	maps := func(n int) string { return strings.Repeat(`{"a":`, n-1) + "{}" + strings.Repeat("}", n-1) + " == {}" }
+	if _, err := CompileBool(maps(MaxLiteralDepth)); err != nil {
+		t.Fatalf("maps nested %d deep: %v", MaxLiteralDepth, err)
+	}
+	for _, src := range []string{maps(MaxLiteralDepth + 1), maps(200), strings.Repeat("[", 200) + strings.Repeat("]", 200) + " == []"} {
+		if _, err := CompileBool(src); err == nil || !strings.Contains(err.Error(), "deep, over the limit of 16") {
+			t.Errorf("%.30s...: %v", src, err)
+		}
+	}
+}
+
 // Expressions that exceed the budget whatever the event fail to compile: each of these
 // makes a million comprehension steps per evaluation.
 func TestCompileRejectsExpensive(t *testing.T) {
