@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"go.temporal.io/api/enums/v1"
@@ -377,7 +378,7 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 		// here); without a local worker the server dispatches as usual.
 		EnableEagerStart: delay == 0,
 		Priority:         temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
-		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, ev.ev.Name, ev.internal),
+		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, shorten(ev.ev.Name, 100), ev.internal),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SAFunctionID.ValueSet(f.slug),
 			SAEventID.ValueSet(ev.internal.String()),
@@ -389,4 +390,16 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 		return fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
 	}
 	return nil
+}
+
+// shorten cuts s to at most n bytes on a rune boundary, marking the cut: summaries stay well
+// inside Temporal's 400-byte limit whatever the event name.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
