@@ -250,7 +250,9 @@ func (f *function) leases(ev *accepted) []flowcontrol.Lease {
 // AcquireLeases takes a step's concurrency leases (workflows.Engine), waiting up to hold
 // for a released slot, unless the run's cancellation is requested meanwhile.
 func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error) {
-	acquire := func() (bool, error) { return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score) }
+	acquire := func() (bool, error) {
+		return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
+	}
 	if hold <= 0 {
 		return acquire()
 	}
