@@ -11,6 +11,7 @@ build:
 
 # Needs a redis-server (REDIS_URL, default redis://127.0.0.1:6379/0), node and npm.
 test: e2e/js/node_modules/.installed
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
