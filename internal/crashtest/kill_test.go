@@ -150,7 +150,7 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 	p := startChild(t, addr, temporal, appID)
 
 	const events, kills = 600, 3
-	load := sendLoad(addr, appID, events)
+	load := sendLoad(addr, appID, events, 5*time.Second)
 	for k := range kills {
 		// Kill once another share of the events has been acknowledged: mid-load.
 		load.waitAcked(int64((k + 1) * events / (kills + 2)))
@@ -176,7 +176,8 @@ type load struct {
 	wg      sync.WaitGroup
 }
 
-func sendLoad(addr, appID string, events int) *load {
+// timeout bounds each request: a client that gives up cancels the ingest in flight.
+func sendLoad(addr, appID string, events int, timeout time.Duration) *load {
 	const senders = 8
 	l := &load{acks: make([]ack, events)}
 	next := make(chan int, events)
@@ -184,7 +185,7 @@ func sendLoad(addr, appID string, events int) *load {
 		next <- i
 	}
 	close(next)
-	httpc := &http.Client{Timeout: 5 * time.Second}
+	httpc := &http.Client{Timeout: timeout}
 	for range senders {
 		l.wg.Add(1)
 		go func() {

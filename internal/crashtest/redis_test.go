@@ -94,7 +94,7 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 	go app.ServeListener(ctx, ln)
 
 	const events, kills = 400, 2
-	load := sendLoad(ln.Addr().String(), appID, events)
+	load := sendLoad(ln.Addr().String(), appID, events, 5*time.Second)
 	for k := range kills {
 		load.waitAcked(int64((k + 1) * events / (kills + 2)))
 		rs.kill()
