@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/registry"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -54,6 +57,11 @@ const (
 type Options struct {
 	// AppID names the app; function ids are prefixed with it ("<app>-<fn>"). Required.
 	AppID string
+	// Environment is the set of apps that share one event API: every app publishes its
+	// functions to the environment's registry when its worker starts, and an event sent to
+	// any process of the environment fans out to every matching function of every app.
+	// $TEMPEST_ENVIRONMENT, else the Temporal namespace.
+	Environment string
 	// Temporal is a client whose connection to share; when nil, New dials
 	// TemporalAddress/Namespace. Either way the app's client stores payloads over 256 KiB in
 	// Redis (a reference stays in the history).
@@ -118,9 +126,9 @@ type App struct {
 	exprs    sync.Map           // CEL source -> *expr.Program, for wait conditions
 
 	mu        sync.RWMutex
-	functions map[string]*function // by slug
-	byEvent   map[string][]*function
-	wildcards []*function
+	functions map[string]*function // this app's, by slug
+	remote    map[string]*function // other apps', from the registry, by slug
+	routes    atomic.Pointer[routes]
 }
 
 // New validates opts, connects to Temporal and Redis (failing fast with a message that
@@ -129,7 +137,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := opts.resolve(); err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, byEvent: map[string][]*function{}}
+	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, remote: map[string]*function{}}
+	a.routes.Store(buildRoutes(nil))
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if a.redis = opts.Redis; a.redis == nil {
@@ -173,6 +182,15 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)
 	}
+	// Route from the environment's registry, and follow its changes.
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	a.owned = append(a.owned, stopWatch)
+	if err := registry.Watch(wctx, a.redis, opts.Environment, a.applyRegistry, func(err error) {
+		a.log.Warn("registry: refresh failed; routing from the last snapshot", "err", err)
+	}); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -190,6 +208,7 @@ func (o *Options) resolve() error {
 		return errors.New("adapter.Options: set Redis or RedisURL ($REDIS_URL), e.g. redis://127.0.0.1:6379")
 	}
 	o.TaskQueue = cmp.Or(o.TaskQueue, "tempest-"+o.AppID)
+	o.Environment = cmp.Or(o.Environment, os.Getenv("TEMPEST_ENVIRONMENT"), o.Namespace)
 	if dev, err := strconv.ParseBool(os.Getenv("INNGEST_DEV")); err == nil && dev {
 		o.Dev = true
 	}
@@ -230,7 +249,7 @@ func (a *App) Close() {
 	if a.stop != nil {
 		a.stop()
 	}
-	for _, f := range a.owned {
+	for _, f := range slices.Backward(a.owned) { // last opened, first closed
 		f()
 	}
 	a.owned = nil
@@ -250,14 +269,14 @@ func (a *App) Options() Options { return a.opts }
 func (a *App) Function(id string) (workflows.FunctionInfo, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	f, ok := a.functions[id]
+	f, ok := a.functions[a.opts.AppID+"-"+id]
 	if !ok {
-		f, ok = a.functions[a.opts.AppID+"-"+id]
+		f, ok = a.routes.Load().bySlug[id] // any app's, by fully qualified id
 	}
 	if !ok {
 		return workflows.FunctionInfo{}, false
 	}
-	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: a.opts.TaskQueue, Retries: f.retries}, true
+	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: f.taskQueue, Retries: f.retries}, true
 }
 
 func (a *App) register(f *function) error {
@@ -266,16 +285,9 @@ func (a *App) register(f *function) error {
 	if _, dup := a.functions[f.slug]; dup {
 		return fmt.Errorf("function %q is already registered in app %q", f.opts.ID, a.opts.AppID)
 	}
+	f.taskQueue = a.opts.TaskQueue
 	a.functions[f.slug] = f
-	for _, t := range f.triggers {
-		if t.prefix != "" {
-			if len(a.wildcards) == 0 || a.wildcards[len(a.wildcards)-1] != f {
-				a.wildcards = append(a.wildcards, f)
-			}
-		} else if fs := a.byEvent[t.event]; len(fs) == 0 || fs[len(fs)-1] != f {
-			a.byEvent[t.event] = append(fs, f)
-		}
-	}
+	a.reroute()
 	return nil
 }
 
@@ -362,14 +374,25 @@ func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
+	// Published once the worker polls: every process of the environment routes to it now.
+	if err := a.publish(ctx); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	a.startFlusher(ctx)
+	return w, nil
+}
+
+// startFlusher runs the flusher of due buffers (of every function of the environment)
+// until Close.
+func (a *App) startFlusher(ctx context.Context) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.stop == nil {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stop = cancel
 		go a.flusher(fctx)
 	}
-	a.mu.Unlock()
-	return w, nil
 }
 
 // Worker runs the app's worker until ctx is done.
@@ -414,12 +437,19 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	if !a.opts.Dev && a.opts.SigningKey == "" {
 		a.log.Warn("INSECURE: no signing key and InsecureNoAuth is set: the REST API /v1 (runs, cancellation) is open to anyone who can reach " + ln.Addr().String())
 	}
-	w, err := a.StartWorker(ctx)
-	if err != nil {
-		ln.Close()
-		return err
+	a.mu.RLock()
+	gateway := len(a.functions) == 0
+	a.mu.RUnlock()
+	if gateway { // no functions of its own: the event and REST API for the environment
+		a.startFlusher(ctx)
+	} else {
+		w, err := a.StartWorker(ctx)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer w.Stop()
 	}
-	defer w.Stop()
 	// Slow bodies and idle keep-alive connections are closed, so they cannot pin the server.
 	srv := &http.Server{
 		Handler: a.Handler(), ReadHeaderTimeout: a.opts.ReadHeaderTimeout, ReadTimeout: a.opts.ReadTimeout,

@@ -164,15 +164,7 @@ func (a *App) flusher(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		a.mu.RLock()
-		var fs []*function
-		for _, f := range a.functions {
-			if f.buffer != nil {
-				fs = append(fs, f)
-			}
-		}
-		a.mu.RUnlock()
-		for _, f := range fs {
+		for _, f := range a.routes.Load().buffered {
 			if err := a.flush(ctx, f); err != nil && ctx.Err() == nil {
 				a.log.Warn("flush failed; retried when its lease expires", "function", f.slug, "err", err)
 			}

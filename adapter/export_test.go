@@ -8,9 +8,7 @@ import (
 
 // StartRunForTest flushes a claimed buffer as the flusher would, for crash tests.
 func (a *App) StartRunForTest(ctx context.Context, c flowcontrol.Flush) error {
-	a.mu.RLock()
-	f := a.functions[c.Function]
-	a.mu.RUnlock()
+	f, _ := a.routed(c.Function)
 	return a.startFlush(ctx, f, c)
 }
 
@@ -18,4 +16,13 @@ func (a *App) StartRunForTest(ctx context.Context, c flowcontrol.Flush) error {
 // as a crash or an unreachable Temporal between the Redis decision and the start would.
 func FailStartsForTest(slug string, n int) {
 	startFaults.Store(slug, &faultCounter{left: int32(n)})
+}
+
+// RoutedForTest lists the fully qualified ids this process routes events to.
+func (a *App) RoutedForTest() []string {
+	var out []string
+	for slug := range a.routes.Load().bySlug {
+		out = append(out, slug)
+	}
+	return out
 }

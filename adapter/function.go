@@ -169,13 +169,16 @@ type ServableFunction interface {
 }
 
 type function struct {
-	opts     FunctionOpts
-	slug     string
-	retries  int
-	triggers []compiledTrigger
-	crons    []string
-	cancel   []workflows.CancelRule
-	handler  workflows.Handler
+	opts      FunctionOpts
+	slug      string
+	taskQueue string    // where its runs go: its app's task queue
+	version   string    // registry version, for functions of other apps
+	trigs     []Trigger // as given, for the registry
+	retries   int
+	triggers  []compiledTrigger
+	crons     []string
+	cancel    []workflows.CancelRule
+	handler   workflows.Handler
 
 	startTimeout, finishTimeout time.Duration
 	singletonMode               string        // "" when the function is not a singleton
@@ -306,6 +309,7 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 	if n := len(trigger.triggers()); n > MaxTriggers {
 		return nil, fmt.Errorf("function %q: %d triggers, at most %d are allowed", opts.ID, n, MaxTriggers)
 	}
+	f.trigs = trigger.triggers()
 	for i, t := range trigger.triggers() {
 		if t.Cron != "" {
 			if t.Event != "" || t.Expression != nil {

@@ -279,10 +279,9 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// match lists the functions whose triggers an event fires, each once.
+// match lists the functions of the environment whose triggers an event fires, each once.
 func (a *App) match(ev *accepted) []*function {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
+	r := a.routes.Load()
 	var out []*function
 	consider := func(f *function) {
 		for _, t := range f.triggers {
@@ -292,10 +291,10 @@ func (a *App) match(ev *accepted) []*function {
 			}
 		}
 	}
-	for _, f := range a.byEvent[ev.ev.Name] {
+	for _, f := range r.byEvent[ev.ev.Name] {
 		consider(f)
 	}
-	for _, f := range a.wildcards {
+	for _, f := range r.wildcards {
 		if !slices.Contains(out, f) {
 			consider(f)
 		}
@@ -368,7 +367,7 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 	}
 	_, err = a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       runID,
-		TaskQueue:                                a.opts.TaskQueue,
+		TaskQueue:                                f.taskQueue,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// A throttled run waits in Temporal, durable, until its slot.

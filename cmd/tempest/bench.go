@@ -144,7 +144,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	defer rw.Stop()
 
 	// Tempest: one function with one step, events over HTTP like any client.
-	app, err := adapter.New(ctx, adapter.Options{AppID: "bench", Temporal: tc, Redis: rdb, Dev: true,
+	app, err := adapter.New(ctx, adapter.Options{AppID: "bench", Environment: "tempest-bench", Temporal: tc, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ func child() error {
 	if err != nil {
 		return err
 	}
-	app, err := adapter.New(ctx, adapter.Options{AppID: os.Getenv(envApp), Temporal: tc, Redis: redis.NewClient(opts), Dev: true,
+	app, err := adapter.New(ctx, adapter.Options{AppID: os.Getenv(envApp), Environment: os.Getenv(envApp), Temporal: tc, Redis: redis.NewClient(opts), Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
@@ -232,7 +232,7 @@ func (l *load) wait() ([]ack, int64) {
 // function.
 func checkRuns(t *testing.T, tc client.Client, rdb redis.UniversalClient, appID string, acks []ack, how string) {
 	t.Helper()
-	checker, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Temporal: tc, Redis: rdb, Dev: true,
+	checker, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: tc, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,7 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1})
 	defer rdb.Close()
 	appID := fmt.Sprintf("redis-crash-%d", time.Now().UnixNano()%1e9)
-	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Temporal: tc, Redis: rdb, Dev: true,
+	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: tc, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -83,8 +83,10 @@ func App(t testing.TB, mod func(*adapter.Options)) *adapter.App {
 		id = id[:40]
 	}
 	id = fmt.Sprintf("%s-%d", id, time.Now().UnixNano()%1e6)
+	// Each test app is an environment of its own, so tests running in parallel on one Redis
+	// never route events to each other's functions; a test of several apps sets one.
 	opts := adapter.Options{
-		AppID: id, Temporal: c, Redis: r, Dev: true,
+		AppID: id, Environment: id, Temporal: c, Redis: r, Dev: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if mod != nil {

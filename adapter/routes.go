@@ -1,0 +1,121 @@
+package adapter
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/tempestrun/tempest/internal/registry"
+)
+
+// routes is what an event is matched against: this app's own functions and every function
+// other apps of the environment published to the registry. It is replaced whole, never
+// changed, so ingest reads it without a lock.
+type routes struct {
+	byEvent   map[string][]*function
+	wildcards []*function
+	bySlug    map[string]*function
+	buffered  []*function // debounce or batch: this process flushes them too
+}
+
+func buildRoutes(fns []*function) *routes {
+	r := &routes{byEvent: map[string][]*function{}, bySlug: map[string]*function{}}
+	slices.SortFunc(fns, func(a, b *function) int {
+		switch {
+		case a.slug < b.slug:
+			return -1
+		case a.slug > b.slug:
+			return 1
+		}
+		return 0
+	})
+	for _, f := range fns {
+		r.bySlug[f.slug] = f
+		if f.buffer != nil {
+			r.buffered = append(r.buffered, f)
+		}
+		wild := false
+		for _, t := range f.triggers {
+			if t.prefix != "" {
+				wild = true
+			} else if fs := r.byEvent[t.event]; len(fs) == 0 || fs[len(fs)-1] != f {
+				r.byEvent[t.event] = append(fs, f)
+			}
+		}
+		if wild {
+			r.wildcards = append(r.wildcards, f)
+		}
+	}
+	return r
+}
+
+// reroute rebuilds the routes from the local functions and the registry's; a.mu is held.
+// This app's own entry in the registry is ignored: its local definitions (with handlers)
+// are what this process routes, also before it publishes them.
+func (a *App) reroute() {
+	fns := make([]*function, 0, len(a.functions)+len(a.remote))
+	for _, f := range a.functions {
+		fns = append(fns, f)
+	}
+	for slug, f := range a.remote {
+		if _, local := a.functions[slug]; !local {
+			fns = append(fns, f)
+		}
+	}
+	a.routes.Store(buildRoutes(fns))
+}
+
+// applyRegistry compiles the functions of the other apps in a registry snapshot (reusing
+// those whose version did not change) and reroutes.
+func (a *App) applyRegistry(s registry.Snapshot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	remote := map[string]*function{}
+	for _, app := range s.Apps {
+		if app.ID == a.opts.AppID {
+			continue
+		}
+		for _, c := range app.Functions {
+			if f, ok := a.remote[c.ID]; ok && f.version == c.Version {
+				remote[c.ID] = f
+				continue
+			}
+			f, err := functionFromConfig(app.ID, app.TaskQueue, c)
+			if err != nil { // published by another version of Tempest, say: not routable here
+				a.log.Warn("registry: a function cannot be routed", "app", app.ID, "function", c.ID, "err", err)
+				continue
+			}
+			f.version = c.Version
+			remote[c.ID] = f
+		}
+	}
+	a.remote = remote
+	a.reroute()
+}
+
+// publish replaces this app's entry in the registry with its functions (sync semantics: a
+// function it no longer defines is removed).
+func (a *App) publish(ctx context.Context) error {
+	a.mu.RLock()
+	app := registry.App{ID: a.opts.AppID, TaskQueue: a.opts.TaskQueue, SyncedAt: time.Now().UTC()}
+	for _, f := range a.functions {
+		app.Functions = append(app.Functions, f.config())
+	}
+	a.mu.RUnlock()
+	slices.SortFunc(app.Functions, func(x, y registry.Function) int {
+		switch {
+		case x.ID < y.ID:
+			return -1
+		case x.ID > y.ID:
+			return 1
+		}
+		return 0
+	})
+	return registry.Publish(ctx, a.redis, a.opts.Environment, app)
+}
+
+// routed is a function any app of the environment registered, by fully qualified id.
+func (a *App) routed(slug string) (*function, bool) {
+	f, ok := a.routes.Load().bySlug[slug]
+	return f, ok
+}
