@@ -193,19 +193,28 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	maxEvent := fs.Int("max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
 	maxRequest := fs.Int64("max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	insecure := fs.Bool("insecure-no-auth", false, "INSECURE: without INNGEST_SIGNING_KEY, leave the REST API (/v1) open to anyone who can reach it")
+	withExamples := fs.Bool("examples", false, "also run the example functions (app tempest-dev) and their worker in this process")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Without --examples, serve is the gateway: the event and REST API of every app of the
+	// environment, with no functions and no worker of its own.
+	appID := "tempest-gateway"
+	if *withExamples {
+		appID = "tempest-dev"
+	}
 	app, err := adapter.New(ctx, adapter.Options{
-		AppID: "tempest-dev", Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest, InsecureNoAuth: *insecure,
+		AppID: appID, Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest, InsecureNoAuth: *insecure,
 		Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
 		return err
 	}
 	defer app.Close()
-	if err := examples.Register(app); err != nil {
-		return err
+	if *withExamples {
+		if err := examples.Register(app); err != nil {
+			return err
+		}
 	}
 	// Every reason not to start is reported before the banner.
 	if err := app.CheckServe(); err != nil {
@@ -216,6 +225,12 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
-	fmt.Fprintf(out, "Tempest serve: API on %s, Temporal %s namespace %q, task queue %q\n", ln.Addr(), o.TemporalAddress, o.Namespace, o.TaskQueue)
+	if *withExamples {
+		fmt.Fprintf(out, "Tempest serve: API on %s, Temporal %s namespace %q, environment %q, examples on task queue %q\n",
+			ln.Addr(), o.TemporalAddress, o.Namespace, o.Environment, o.TaskQueue)
+	} else {
+		fmt.Fprintf(out, "Tempest serve: gateway on %s for the apps of environment %q, Temporal %s namespace %q\n",
+			ln.Addr(), o.Environment, o.TemporalAddress, o.Namespace)
+	}
 	return app.ServeListener(ctx, ln)
 }

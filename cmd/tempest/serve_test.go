@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
@@ -44,7 +49,7 @@ func TestServeInsecureNoAuthWarns(t *testing.T) {
 	out := newWatch("Started Worker") // the SDK's log line: serve is up
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth"}, out) }()
+	go func() { done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth", "--examples"}, out) }()
 	select {
 	case <-out.seen:
 	case err := <-done:
@@ -86,4 +91,55 @@ func (w *watch) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// Without --examples, serve is a gateway: no functions of its own, events routed to the
+// apps of its environment, whose workers run elsewhere.
+func TestServeIsAGateway(t *testing.T) {
+	serveEnv(t, "k")
+	t.Setenv("INNGEST_SIGNING_KEY", "sk")
+	env := fmt.Sprintf("gateway-test-%d", time.Now().UnixNano())
+	t.Setenv("TEMPEST_ENVIRONMENT", env)
+	app := testenv.App(t, func(o *adapter.Options) { o.Environment = env })
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "hello"}, adapter.EventTrigger("gw/hello", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "greet", func(context.Context) (string, error) { return "hi", nil })
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	out := newWatch("Tempest serve: gateway on ")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0"}, out) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("serve exited: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start within 30s:\n%s", out.String())
+	}
+	defer func() { cancel(); <-done }()
+	addr := strings.Fields(strings.SplitAfter(out.String(), "gateway on ")[1])[0]
+	resp, err := http.Post("http://"+addr+"/e/k", "application/json", strings.NewReader(`{"name":"gw/hello","data":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent struct{ IDs []string }
+	json.NewDecoder(resp.Body).Decode(&sent)
+	resp.Body.Close()
+	if len(sent.IDs) != 1 {
+		t.Fatalf("send: %d %+v", resp.StatusCode, sent)
+	}
+	runs, err := app.EventRuns(context.Background(), sent.IDs[0])
+	if err != nil || len(runs) != 1 || runs[0].FunctionID != app.AppID()+"-hello" {
+		t.Fatalf("the gateway started %+v %v, want the app's function", runs, err)
+	}
+	var got string
+	if err := app.Temporal().GetWorkflow(context.Background(), runs[0].RunID, "").Get(context.Background(), &got); err != nil || got != "hi" {
+		t.Fatalf("run: %q %v", got, err)
+	}
+	if strings.Contains(out.String(), "Started Worker") {
+		t.Fatalf("the gateway started a worker:\n%s", out.String())
+	}
 }
