@@ -73,6 +73,7 @@ type devConfig struct {
 	MaxEventSize   int
 	MaxRequestSize int64
 	LogLevel       string
+	TemporalDB     string
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -86,6 +87,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxEventSize, "max-event-size", adapter.DefaultMaxEventSize, "largest accepted event, in bytes")
 	fs.Int64Var(&c.MaxRequestSize, "max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "log level of the embedded Temporal server (error, warn, info, debug)")
+	fs.StringVar(&c.TemporalDB, "temporal-db", "", "PostgreSQL for the embedded Temporal instead of SQLite: postgres://user@host:5432/dbname (dbname and dbname_visibility are created if missing)")
 }
 
 func devCmd(ctx context.Context, args []string, out io.Writer) error {
@@ -111,6 +113,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	srv, err := devserver.Start(ctx, devserver.Options{
 		IP: cfg.IP, Port: cfg.TemporalPort, UIPort: cfg.UIPort, DataDir: cfg.DataDir, InMemory: cfg.InMemory,
 		Retention: cfg.Retention, SearchAttributes: adapter.SearchAttributes(), LogLevel: cfg.LogLevel,
+		DatabaseURL: cfg.TemporalDB,
 	})
 	if err != nil {
 		return err
@@ -148,8 +151,8 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	errc := make(chan error, 1)
 	go func() { errc <- app.ServeListener(ctx, ln) }()
 	storage := "SQLite in " + cfg.DataDir
-	if cfg.InMemory {
-		storage = "in memory"
+	if cfg.InMemory || cfg.TemporalDB != "" {
+		storage = srv.Storage()
 	}
 	fmt.Fprintf(out, "Tempest dev is ready in %s\n", time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(out, "  Event API:   %s/e/{key}   (any key is accepted in dev)\n", st.APIURL)

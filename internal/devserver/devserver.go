@@ -1,5 +1,5 @@
-// Package devserver embeds a single-node Temporal server (SQLite persistence) and the
-// Temporal Web UI in the current process. Only cmd/ and tests import it: the server is a
+// Package devserver embeds a single-node Temporal server (SQLite or PostgreSQL persistence)
+// and the Temporal Web UI in the current process. Only cmd/ and tests import it: the server is a
 // large dependency that function authors never need.
 package devserver
 
@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,8 +17,6 @@ import (
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
@@ -28,11 +24,8 @@ import (
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/membership/static"
-	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
-	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Options configures the embedded server. The zero value of every field but Namespace is a
@@ -56,6 +49,15 @@ type Options struct {
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// LogLevel of the server's own log ("error" by default; "warn", "info", "debug").
 	LogLevel string
+	// DatabaseURL selects PostgreSQL instead of SQLite (DataDir and InMemory then unused):
+	// postgres://user[:password]@host[:port]/dbname[?sslmode=...]. The server uses dbname
+	// (default "temporal") and dbname_visibility, creates both and their schema when
+	// missing, and updates an older schema.
+	DatabaseURL string
+	// HistoryShards is fixed when a server first starts on a database. 0 takes an existing
+	// database's count, else 1 on SQLite and 4 on PostgreSQL; a count other than an
+	// existing database's is an error.
+	HistoryShards int
 }
 
 // Server is a running embedded Temporal server.
@@ -86,7 +88,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.LogLevel == "" {
 		o.LogLevel = "error"
 	}
-	if o.DataDir == "" && !o.InMemory {
+	if o.DatabaseURL != "" && o.InMemory {
+		return nil, errors.New("devserver: InMemory and DatabaseURL exclude each other: choose SQLite in memory or PostgreSQL")
+	}
+	if o.HistoryShards < 0 {
+		return nil, fmt.Errorf("devserver: HistoryShards %d is negative", o.HistoryShards)
+	}
+	if o.DataDir == "" && !o.InMemory && o.DatabaseURL == "" {
 		o.DataDir = ".tempest"
 	}
 	var err error
@@ -102,11 +110,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: Temporal port: %w", err)
 	}
 	probe.Close()
-	conf, err := o.config()
+	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: o.LogLevel}))
+	conf, err := o.config(ctx, logger)
 	if err != nil {
 		return nil, err
 	}
-	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: o.LogLevel}))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: authorizer: %w", err)
@@ -144,6 +152,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("devserver: start: %w", err)
 	}
+	o.HistoryShards = int(conf.Persistence.NumHistoryShards)
 	s := &Server{opts: o, server: srv, addr: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
 	if err := s.ensureNamespace(ctx); err != nil {
 		srv.Stop()
@@ -185,6 +194,21 @@ func (s *Server) UIURL() string {
 	return "http://" + net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort))
 }
 
+// Storage describes where the server keeps its data, for people (no password).
+func (s *Server) Storage() string {
+	switch {
+	case s.opts.DatabaseURL != "":
+		m, _, _ := postgresConfigs(s.opts.DatabaseURL)
+		return fmt.Sprintf("PostgreSQL %s on %s, %d history shards", m.DatabaseName, m.ConnectAddr, s.opts.HistoryShards)
+	case s.opts.InMemory:
+		return "in memory"
+	}
+	return "SQLite in " + s.opts.DataDir
+}
+
+// HistoryShards is the server's number of history shards.
+func (s *Server) HistoryShards() int { return s.opts.HistoryShards }
+
 // Stop stops the UI and the server.
 func (s *Server) Stop() {
 	if s.ui != nil {
@@ -193,53 +217,28 @@ func (s *Server) Stop() {
 	s.server.Stop()
 }
 
-// ensureNamespace applies the retention to a namespace that an older run of the same data
-// dir may have created with another one. (Search attributes are added by adapter.New.)
-func (s *Server) ensureNamespace(ctx context.Context) error {
-	c, err := client.Dial(client.Options{HostPort: s.addr, Namespace: s.opts.Namespace, Logger: discard})
-	if err != nil {
-		return fmt.Errorf("devserver: dial: %w", err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: s.opts.Namespace})
-	if err != nil {
-		return fmt.Errorf("devserver: describe namespace: %w", err)
-	}
-	if ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration() != s.opts.Retention {
-		cfg := ns.GetConfig()
-		cfg.WorkflowExecutionRetentionTtl = durationpb.New(s.opts.Retention)
-		if _, err := c.WorkflowService().UpdateNamespace(ctx, &workflowservice.UpdateNamespaceRequest{
-			Namespace: s.opts.Namespace, Config: cfg,
-		}); err != nil {
-			return fmt.Errorf("devserver: set retention: %w", err)
-		}
-	}
-	return nil
-}
-
-func (o Options) config() (*config.Config, error) {
+func (o Options) config(ctx context.Context, logger log.Logger) (*config.Config, error) {
 	var conf config.Config
 	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
 	conf.Global.Membership.BroadcastAddress = o.IP
-	conf.Persistence.DefaultStore = "sqlite"
-	conf.Persistence.VisibilityStore = "sqlite"
-	conf.Persistence.NumHistoryShards = 1
-	sql, err := o.sqlConfig()
+	var err error
+	if o.DatabaseURL != "" {
+		conf.Persistence, err = o.postgresPersistence(ctx, logger)
+	} else {
+		conf.Persistence, err = o.sqlitePersistence(ctx, logger)
+	}
 	if err != nil {
 		return nil, err
 	}
-	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sql}}
 	httpPort, err := freePort(o.IP)
 	if err != nil {
 		return nil, err
 	}
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
-		MasterClusterName:        "active",
-		CurrentClusterName:       "active",
-		ClusterInformation: map[string]cluster.ClusterInformation{"active": {
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{clusterName: {
 			Enabled:                true,
 			InitialFailoverVersion: 1,
 			RPCAddress:             net.JoinHostPort(o.IP, strconv.Itoa(o.Port)),
@@ -266,34 +265,6 @@ func (o Options) config() (*config.Config, error) {
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
 	return &conf, nil
-}
-
-func (o Options) sqlConfig() (*config.SQL, error) {
-	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
-	if o.InMemory {
-		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
-		conf.DatabaseName = "tempest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	} else {
-		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("devserver: data dir: %w", err)
-		}
-		conf.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "WAL", "_synchronous": "NORMAL"}
-		conf.DatabaseName = filepath.Join(o.DataDir, "temporal.db")
-		if _, err := os.Stat(conf.DatabaseName); errors.Is(err, os.ErrNotExist) {
-			if err := sqliteschema.SetupSchema(conf); err != nil {
-				return nil, fmt.Errorf("devserver: schema: %w", err)
-			}
-		}
-	}
-	ns, err := sqliteschema.NewNamespaceConfig("active", o.Namespace, false, o.SearchAttributes)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: namespace: %w", err)
-	}
-	ns.Detail.Config.Retention = durationpb.New(o.Retention)
-	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
-		return nil, fmt.Errorf("devserver: namespace: %w", err)
-	}
-	return conf, nil
 }
 
 // freePort picks a port for one of the server's listeners, which bind it only later. It

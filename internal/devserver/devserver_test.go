@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +39,28 @@ func TestDataDirSurvivesRestartAndRetentionApplies(t *testing.T) {
 func TestRetentionBelowMinimumIsRejected(t *testing.T) {
 	if _, err := Start(context.Background(), Options{InMemory: true, Retention: time.Hour}); err == nil {
 		t.Fatal("a 1h retention was accepted")
+	}
+}
+
+// A data dir keeps the shard count it was created with; asking for another is an error
+// that says what to set, and 0 takes the stored count.
+func TestSQLiteShardCountIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Start(ctx, Options{DataDir: dir, Port: -1, HistoryShards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	if _, err := Start(ctx, Options{DataDir: dir, Port: -1, HistoryShards: 1}); err == nil || !strings.Contains(err.Error(), "created with 2 history shards, not 1") {
+		t.Fatalf("err = %v, want a shard mismatch", err)
+	}
+	s, err = Start(ctx, Options{DataDir: dir, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if s.HistoryShards() != 2 {
+		t.Fatalf("HistoryShards() = %d, want the stored 2", s.HistoryShards())
 	}
 }
