@@ -371,13 +371,13 @@ func (a *App) StartWorker(ctx context.Context) (worker.Worker, error) {
 	if err := a.SyncSchedules(ctx); err != nil {
 		return nil, fmt.Errorf("cron schedules: %w", err)
 	}
+	// Every process of the environment routes to the app's functions from now on (runs
+	// started before the worker polls wait for it in Temporal).
+	if err := a.publish(ctx); err != nil {
+		return nil, err
+	}
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
-	}
-	// Published once the worker polls: every process of the environment routes to it now.
-	if err := a.publish(ctx); err != nil {
-		w.Stop()
-		return nil, err
 	}
 	a.startFlusher(ctx)
 	return w, nil

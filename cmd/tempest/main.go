@@ -28,7 +28,9 @@ const usage = `tempest: Inngest-style events and step functions on Temporal
 
 Usage:
   tempest dev   [flags]   embedded Temporal + Web UI, Redis (REDIS_URL or embedded), event API, worker
-  tempest serve [flags]   event API + worker against TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL
+  tempest serve [flags]   the gateway: event and REST API for every app of the environment, against
+                          TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, REDIS_URL (--examples: and the examples)
+  tempest worker          the example functions' worker only (app tempest-dev), publishing them to the registry
   tempest bench [flags]   measure ingest throughput and event -> first step latency vs raw Temporal
 
 Run "tempest <command> -h" for the flags of a command.
@@ -47,6 +49,8 @@ func main() {
 		err = devCmd(ctx, os.Args[2:], os.Stdout)
 	case "serve":
 		err = serveCmd(ctx, os.Args[2:], os.Stdout)
+	case "worker":
+		err = workerCmd(ctx, os.Args[2:], os.Stdout)
 	case "bench":
 		err = benchCmd(ctx, os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
@@ -236,4 +240,24 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 			ln.Addr(), o.Environment, o.TemporalAddress, o.Namespace)
 	}
 	return app.ServeListener(ctx, ln)
+}
+// workerCmd runs the example functions' worker against TEMPORAL_ADDRESS and REDIS_URL: an
+// app apart from the gateway, as a user's own Go app would run with app.Worker.
+func workerCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tempest worker", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	app, err := adapter.New(ctx, adapter.Options{AppID: "tempest-dev", Logger: slog.New(slog.NewTextHandler(out, nil))})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if err := examples.Register(app); err != nil {
+		return err
+	}
+	o := app.Options()
+	fmt.Fprintf(out, "Tempest worker: app %q on task queue %q, environment %q, Temporal %s namespace %q\n",
+		o.AppID, o.TaskQueue, o.Environment, o.TemporalAddress, o.Namespace)
+	return app.Worker(ctx)
 }

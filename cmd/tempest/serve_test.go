@@ -13,6 +13,7 @@ import (
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
@@ -141,5 +142,43 @@ func TestServeIsAGateway(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "Started Worker") {
 		t.Fatalf("the gateway started a worker:\n%s", out.String())
+	}
+}
+
+// `tempest worker` runs the examples as an app of its own: a gateway of its environment
+// routes to it.
+func TestWorkerCommandIsAnApp(t *testing.T) {
+	serveEnv(t, "k")
+	env := fmt.Sprintf("worker-test-%d", time.Now().UnixNano())
+	t.Setenv("TEMPEST_ENVIRONMENT", env)
+	out := newWatch("Started Worker")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- workerCmd(ctx, nil, out) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("worker exited: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("worker did not start within 30s:\n%s", out.String())
+	}
+	defer func() { cancel(); <-done }()
+	gateway := testenv.App(t, func(o *adapter.Options) { o.Environment = env })
+	var runs []api.FunctionRun
+	for deadline := time.Now().Add(5 * time.Second); len(runs) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway never routed demo/hello.world to the worker's app")
+		}
+		ids, err := gateway.Send(context.Background(), map[string]any{"name": "demo/hello.world", "data": map[string]any{"name": "Ada"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runs, err = gateway.EventRuns(context.Background(), ids[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got map[string]string
+	if err := gateway.Temporal().GetWorkflow(context.Background(), runs[0].RunID, "").Get(context.Background(), &got); err != nil || got["message"] != "Hello Ada!" {
+		t.Fatalf("run: %v %v", got, err)
 	}
 }
