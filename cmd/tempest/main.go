@@ -241,6 +241,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	return app.ServeListener(ctx, ln)
 }
+
 // workerCmd runs the example functions' worker against TEMPORAL_ADDRESS and REDIS_URL: an
 // app apart from the gateway, as a user's own Go app would run with app.Worker.
 func workerCmd(ctx context.Context, args []string, out io.Writer) error {
