@@ -50,7 +50,9 @@ func TestServeInsecureNoAuthWarns(t *testing.T) {
 	out := newWatch("Started Worker") // the SDK's log line: serve is up
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth", "--examples"}, out) }()
+	go func() {
+		done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth", "--examples"}, out)
+	}()
 	select {
 	case <-out.seen:
 	case err := <-done:
