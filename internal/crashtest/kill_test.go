@@ -6,6 +6,7 @@ package crashtest
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +36,10 @@ const (
 	envAddr     = "TEMPEST_CRASHTEST_ADDR"
 	envTemporal = "TEMPEST_CRASHTEST_TEMPORAL"
 	envApp      = "TEMPEST_CRASHTEST_APP"
+	envEnv      = "TEMPEST_CRASHTEST_ENV"
+	// envFunctions: "" both functions (event API + worker in one process), "none" a
+	// gateway, or one function's id (an app's worker, no event API).
+	envFunctions = "TEMPEST_CRASHTEST_FUNCTIONS"
 )
 
 func TestMain(m *testing.M) {
@@ -50,8 +56,11 @@ func TestMain(m *testing.M) {
 // functions are the two functions every event fans out to.
 var functions = []string{"left", "right"}
 
-func define(app *adapter.App) error {
+func define(app *adapter.App, only ...string) error {
 	for _, id := range functions {
+		if len(only) > 0 && !slices.Contains(only, id) {
+			continue
+		}
 		if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: id}, adapter.EventTrigger("crash/order", nil),
 			func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
 				return step.Run(ctx, "work", func(context.Context) (string, error) { return id, nil })
@@ -62,7 +71,8 @@ func define(app *adapter.App) error {
 	return nil
 }
 
-// child serves the event API and runs the worker until it is killed.
+// child serves the event API and runs the worker until it is killed (or only one of them,
+// per envFunctions).
 func child() error {
 	ctx := context.Background()
 	tc, err := client.Dial(client.Options{HostPort: os.Getenv(envTemporal), Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
@@ -73,22 +83,33 @@ func child() error {
 	if err != nil {
 		return err
 	}
-	app, err := adapter.New(ctx, adapter.Options{AppID: os.Getenv(envApp), Environment: os.Getenv(envApp), Temporal: tc, Redis: redis.NewClient(opts), Dev: true,
+	env := cmp.Or(os.Getenv(envEnv), os.Getenv(envApp))
+	app, err := adapter.New(ctx, adapter.Options{AppID: os.Getenv(envApp), Environment: env, Temporal: tc, Redis: redis.NewClient(opts), Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
-	if err := define(app); err != nil {
-		return err
+	switch fns := os.Getenv(envFunctions); fns {
+	case "none": // a gateway: the event API only
+	case "":
+		if err := define(app); err != nil {
+			return err
+		}
+	default: // an app: its worker only
+		if err := define(app, fns); err != nil {
+			return err
+		}
+		if _, err := app.StartWorker(ctx); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		select {}
 	}
 	ln, err := net.Listen("tcp", os.Getenv(envAddr))
 	if err != nil {
 		return err
 	}
-	if _, err := app.StartWorker(ctx); err != nil {
-		return err
-	}
-	fmt.Println("ready")
+	fmt.Println("ready") // the port is bound: requests wait in its backlog until Serve
 	return app.ServeListener(ctx, ln)
 }
 
@@ -97,10 +118,11 @@ type proc struct {
 	done chan struct{}
 }
 
-func startChild(t *testing.T, addr, temporal, appID string) *proc {
+func startChild(t *testing.T, addr, temporal, appID string, extraEnv ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1", envAddr+"="+addr, envTemporal+"="+temporal, envApp+"="+appID)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +200,11 @@ type load struct {
 
 // timeout bounds each request: a client that gives up cancels the ingest in flight.
 func sendLoad(addr, appID string, events int, timeout time.Duration) *load {
+	return sendLoadTo([]string{addr}, appID, events, timeout)
+}
+
+// sendLoadTo spreads the sends over several gateways; a failed send is retried on the next.
+func sendLoadTo(addrs []string, appID string, events int, timeout time.Duration) *load {
 	const senders = 8
 	l := &load{acks: make([]ack, events)}
 	next := make(chan int, events)
@@ -193,8 +220,8 @@ func sendLoad(addr, appID string, events int, timeout time.Duration) *load {
 			for i := range next {
 				id := fmt.Sprintf("%s-order-%d", appID, i)
 				body := fmt.Sprintf(`{"name":"crash/order","id":%q,"data":{"n":%d}}`, id, i)
-				for {
-					resp, err := httpc.Post("http://"+addr+"/e/key", "application/json", bytes.NewReader([]byte(body)))
+				for attempt := i; ; attempt++ {
+					resp, err := httpc.Post("http://"+addrs[attempt%len(addrs)]+"/e/key", "application/json", bytes.NewReader([]byte(body)))
 					if err == nil {
 						var out struct {
 							IDs    []string `json:"ids"`
