@@ -79,6 +79,12 @@ func New(b Backend, cfg Config) http.Handler {
 	v1.GET("/runs/:id", h.getRun)
 	v1.DELETE("/runs/:id", h.cancelRun)
 	v1.POST("/cancellations", h.cancelRuns)
+	v1.GET("/apps/:app/functions", h.getAppFunctionsV1)
+	v2 := r.Group("/v2", h.auth)
+	v2.GET("/apps", h.listApps)
+	v2.GET("/apps/:app", h.getApp)
+	v2.GET("/apps/:app/functions", h.listAppFunctions)
+	v2.GET("/apps/:app/functions/:fn", h.getAppFunction)
 	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -25,6 +26,16 @@ type Backend interface {
 	CancelRuns(ctx context.Context, req CancellationRequest) (*Cancellation, error)
 	// Ready checks each service the engine needs (GET /ready) within ctx.
 	Ready(ctx context.Context) []Check
+	// Apps lists the apps of the environment as the registry holds them.
+	Apps(ctx context.Context) ([]AppSummary, error)
+	// DescribeApp is one app and the workers seen on its task queue; ErrAppNotFound if
+	// the registry does not hold it.
+	DescribeApp(ctx context.Context, app string) (*AppDetail, error)
+	// AppFunctions lists an app's functions; ErrAppNotFound for an unknown app.
+	AppFunctions(ctx context.Context, app string) ([]FunctionInfo, error)
+	// DescribeFunction is one function of an app (fn: its id within the app, or the fully
+	// qualified id) and the workers seen; ErrAppNotFound or ErrNotFound.
+	DescribeFunction(ctx context.Context, app, fn string) (*FunctionDetail, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.
@@ -35,6 +46,9 @@ type Check struct {
 
 // ErrNotFound is returned by a Backend for an unknown event or run.
 var ErrNotFound = errors.New("not found")
+
+// ErrAppNotFound is ErrNotFound for an app, so that a 404 can say which was missing.
+var ErrAppNotFound = fmt.Errorf("app %w", ErrNotFound)
 
 // ErrRunFinished is returned when cancelling a run that has already ended.
 var ErrRunFinished = errors.New("this function run has already finished")
@@ -101,4 +115,48 @@ type Cancellation struct {
 	If            string     `json:"if,omitempty"`
 	// Cancelled counts the runs that were cancelled.
 	Cancelled int `json:"cancelled"`
+}
+
+// AppSummary is an app of the environment (GET /v2/apps): its registry entry.
+type AppSummary struct {
+	ID        string `json:"id"`
+	TaskQueue string `json:"task_queue"`
+	// SyncedAt is the app's last publish (its worker's last start).
+	SyncedAt      time.Time `json:"synced_at"`
+	Version       string    `json:"version"`
+	FunctionCount int       `json:"function_count"`
+}
+
+// AppDetail is one app (GET /v2/apps/{app}).
+type AppDetail struct {
+	AppSummary
+	Workers []Worker `json:"workers"`
+}
+
+// Worker is a poller Temporal saw on a task queue (it remembers them for a few minutes, so
+// a worker that just stopped is still listed, with its last access time).
+type Worker struct {
+	Identity       string    `json:"identity"`
+	LastAccessTime time.Time `json:"last_access_time"`
+}
+
+// FunctionInfo is a function as its app published it (GET /v2/apps/{app}/functions).
+type FunctionInfo struct {
+	// ID is the fully qualified id, "<app id>-<function id>" (Inngest's slug).
+	ID         string `json:"id"`
+	FunctionID string `json:"function_id"`
+	Name       string `json:"name"`
+	AppID      string `json:"app_id"`
+	Version    string `json:"version"`
+	// SyncedAt is the app's last publish.
+	SyncedAt time.Time `json:"synced_at"`
+	// Config is the whole configuration in the shape the SDKs sync (camelCase): triggers,
+	// retries, flow control, cancel, timeouts, singleton, version.
+	Config json.RawMessage `json:"config"`
+}
+
+// FunctionDetail is one function (GET /v2/apps/{app}/functions/{fn}).
+type FunctionDetail struct {
+	FunctionInfo
+	Workers []Worker `json:"workers"`
 }
