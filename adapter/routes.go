@@ -119,3 +119,10 @@ func (a *App) routed(slug string) (*function, bool) {
 	f, ok := a.routes.Load().bySlug[slug]
 	return f, ok
 }
+
+// Routes reports whether this process routes events to the function with this fully
+// qualified id ("<app>-<fn>"), of this app or, once its publish has arrived, of another.
+func (a *App) Routes(slug string) bool {
+	_, ok := a.routed(slug)
+	return ok
+}

@@ -43,6 +43,12 @@ type benchConfig struct {
 	// slot hand-off (0 skips it).
 	SlotRuns, SlotLimit int
 	SlotStep            time.Duration
+	// SplitPollers: workflow-task pollers of the split app's worker (0: the SDK's default).
+	SplitPollers int
+}
+
+func (c benchConfig) splitWorker() worker.Options {
+	return worker.Options{MaxConcurrentWorkflowTaskPollers: c.SplitPollers}
 }
 
 // firstStep records when the first step of each run (keyed by the run's bench key) ran.
@@ -112,6 +118,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.SlotRuns, "slot-runs", 20, "runs in the concurrency hand-off phase (0 skips it)")
 	fs.IntVar(&cfg.SlotLimit, "slot-limit", 2, "concurrency limit in the hand-off phase")
 	fs.DurationVar(&cfg.SlotStep, "slot-step", 300*time.Millisecond, "step duration in the hand-off phase")
+	fs.IntVar(&cfg.SplitPollers, "split-pollers", 0, "workflow-task pollers of the worker-apart app (0: the SDK's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,6 +194,22 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		adapter.EventTrigger("bench/debounced", nil), mark); err != nil {
 		return err
 	}
+	// The split shape: a second app whose worker this process's API has no eager path to
+	// (its own client), as when gateways and workers run apart.
+	split, err := adapter.New(ctx, adapter.Options{AppID: "bench-split", Environment: "tempest-bench", Temporal: tc, Redis: rdb, Dev: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Worker: cfg.splitWorker()})
+	if err != nil {
+		return err
+	}
+	defer split.Close()
+	if _, err := adapter.CreateFunction(split, adapter.FunctionOpts{ID: "one-step"}, adapter.EventTrigger("bench/split", nil), mark); err != nil {
+		return err
+	}
+	sw, err := split.StartWorker(ctx)
+	if err != nil {
+		return err
+	}
+	defer sw.Stop()
 	slots := &slotMarks{}
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "slotted", Concurrency: []adapter.Concurrency{{Limit: max(cfg.SlotLimit, 1)}}},
 		adapter.EventTrigger("bench/slotted", nil), func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
@@ -267,14 +290,25 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The split app is routed through the registry: wait until this process sees it.
+	for deadline := time.Now().Add(5 * time.Second); !app.Routes("bench-split-one-step"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the split app never reached the registry")
+		}
+	}
+	splitIdle, err := phase(ctx, "idle-split", cfg.Idle, 1, &tempestMarks, sendNamed("bench/split"))
+	if err != nil {
+		return err
+	}
 	for _, r := range []struct {
 		name string
 		res  *phaseResult
-	}{{"raw", rawIdle}, {"raw eager", eagerIdle}, {"raw eager + search attrs", sameIdle}, {"Tempest POST /e/{key}", tIdle}} {
+	}{{"raw", rawIdle}, {"raw eager", eagerIdle}, {"raw eager + search attrs", sameIdle}, {"Tempest POST /e/{key}", tIdle},
+		{"Tempest, worker apart", splitIdle}} {
 		fmt.Fprintf(out, "  %-26s p50 %6.1f ms  p95 %6.1f ms  p99 %6.1f ms\n", r.name, r.res.p(50), r.res.p(95), r.res.p(99))
 	}
-	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw), %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs)\n",
-		tIdle.p(50)-rawIdle.p(50), tIdle.p(50)-eagerIdle.p(50), tIdle.p(50)-sameIdle.p(50))
+	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw), %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs); worker apart minus raw: %+.1f ms\n",
+		tIdle.p(50)-rawIdle.p(50), tIdle.p(50)-eagerIdle.p(50), tIdle.p(50)-sameIdle.p(50), splitIdle.p(50)-rawIdle.p(50))
 
 	// Measured before the throughput phases, whose runs finish (system events) in the
 	// background: one debounce at a time (the flusher's own latency), then 200 keys due at

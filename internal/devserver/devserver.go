@@ -136,6 +136,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		// priority orders work within a partition only.
 		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
 		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
+		// A shard's transfer and timer queues are read at most 20 times a second by
+		// default: back-to-back starts without eager start (a worker in another process)
+		// then wait ~50 ms for the task that hands their first workflow task to matching.
+		dynamicconfig.TransferProcessorMaxPollRPS.Key(): 1000,
+		dynamicconfig.TimerProcessorMaxPollRPS.Key():    1000,
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
