@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -45,6 +46,8 @@ type benchConfig struct {
 	SlotStep            time.Duration
 	// SplitPollers: workflow-task pollers of the split app's worker (0: the SDK's default).
 	SplitPollers int
+	// QueuePollRPS of the embedded server (devserver.Options.QueuePollRPS).
+	QueuePollRPS int
 }
 
 func (c benchConfig) splitWorker() worker.Options {
@@ -119,6 +122,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.SlotLimit, "slot-limit", 2, "concurrency limit in the hand-off phase")
 	fs.DurationVar(&cfg.SlotStep, "slot-step", 300*time.Millisecond, "step duration in the hand-off phase")
 	fs.IntVar(&cfg.SplitPollers, "split-pollers", 0, "workflow-task pollers of the worker-apart app (0: the SDK's default)")
+	fs.IntVar(&cfg.QueuePollRPS, "queue-poll-rps", 0, "the embedded server's history queue reads per second (0: Temporal's 20), as tempest dev --queue-poll-rps")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,7 +130,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
-	srv, err := devserver.Start(ctx, devserver.Options{InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes()})
+	srv, err := devserver.Start(ctx, devserver.Options{InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(), QueuePollRPS: cfg.QueuePollRPS})
 	if err != nil {
 		return err
 	}
@@ -263,7 +267,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	sendEvent := sendNamed("bench/one")
 
-	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite in memory) at %s, Redis %s, GOMAXPROCS %d\n", srv.Address(), redisDesc, runtimeProcs())
+	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite in memory, queue poll rps %d) at %s, Redis %s, GOMAXPROCS %d\n", cmp.Or(cfg.QueuePollRPS, 20), srv.Address(), redisDesc, runtimeProcs())
 	// Warm both paths (connections, caches, sticky queues) before measuring.
 	if _, err := phase(ctx, "warm-raw", 20, 4, &rawMarks, startRaw(false, false)); err != nil {
 		return err
