@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,6 +58,13 @@ func TestMain(m *testing.M) {
 var functions = []string{"left", "right"}
 
 func define(app *adapter.App, only ...string) error {
+	for _, id := range only {
+		if limits[id] != nil {
+			if err := limits[id](app); err != nil {
+				return err
+			}
+		}
+	}
 	for _, id := range functions {
 		if len(only) > 0 && !slices.Contains(only, id) {
 			continue
@@ -96,7 +104,7 @@ func child() error {
 			return err
 		}
 	default: // an app: its worker only
-		if err := define(app, fns); err != nil {
+		if err := define(app, strings.Split(fns, ",")...); err != nil {
 			return err
 		}
 		if _, err := app.StartWorker(ctx); err != nil {

@@ -2,12 +2,15 @@ package crashtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,12 +82,16 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	env := fmt.Sprintf("shape-%d", time.Now().UnixNano()%1e9)
 	envVar := envEnv + "=" + env
 	startChild(t, "", temporal, env+"-shop", envVar, envFunctions+"=left")
-	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right")
+	// Two worker processes of the mail app: its concurrency limit holds across both.
+	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited")
+	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited")
 	gateways := []string{freeAddr(t), freeAddr(t)}
 	g0 := startChild(t, gateways[0], temporal, env+"-gw", envVar, envFunctions+"=none")
 	startChild(t, gateways[1], temporal, env+"-gw", envVar, envFunctions+"=none")
 
 	const events = 400
+	sendNamedTo(t, gateways, "crash/limited", 30)
+	spans := sendNamedTo(t, gateways, "crash/spans", 20)
 	load := sendLoadTo(gateways, env, events, 5*time.Second)
 	load.waitAcked(events / 3)
 	_ = g0.cmd.Process.Kill()
@@ -124,27 +131,76 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 			}
 		}
 	}
-	// No function ran an event twice: each has exactly one run per event (visibility lags
-	// a moment behind the runs' completion).
-	for fn, app := range map[string]string{"left": env + "-shop", "right": env + "-mail"} {
-		query := fmt.Sprintf("%s = '%s-%s'", adapter.SAFunctionID.GetName(), app, fn)
-		var n int64
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			res, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
-			if err != nil {
+	// No function ran an event twice: each has exactly one run per event.
+	for _, slug := range []string{env + "-shop-left", env + "-mail-right"} {
+		if n := countRuns(t, tc, slug, events); n != events {
+			t.Errorf("%s has %d runs for %d events", slug, n, events)
+		}
+	}
+	// The rate limit held across both gateways; the concurrency limit across both workers.
+	if n := countRuns(t, tc, env+"-mail-limited", 3); n != 3 {
+		t.Errorf("the rate-limited function ran %d times for 30 events through 2 gateways, want 3 (limit 20/h from idle)", n)
+	}
+	for _, id := range spans {
+		runs, err := checker.EventRuns(ctx, id)
+		if err != nil || len(runs) != 2 {
+			t.Fatalf("event %s: %v %v, want a run of exclusive and of unlimited", id, runs, err)
+		}
+		for _, r := range runs {
+			if err := tc.GetWorkflow(ctx, r.RunID, "").Get(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
-			if n = res.GetCount(); n >= events || time.Now().After(deadline) {
-				break
-			}
 		}
-		if n != events {
-			t.Errorf("%s has %d runs for %d events", fn, n, events)
-		}
+	}
+	most := map[string]int{}
+	for _, fn := range []string{"exclusive", "unlimited"} {
+		most[fn], _ = rdb.Get(ctx, spansKey(env, fn)+":max").Int()
+	}
+	if most["exclusive"] != 1 || most["unlimited"] < 2 {
+		t.Errorf("at most %d steps of the Limit 1 function ran at once across two workers, %d of the unlimited one (which must overlap for the test to see a violation)",
+			most["exclusive"], most["unlimited"])
 	}
 	t.Logf("%d events through 2 gateways (one killed) to 2 apps on Temporal/PostgreSQL with %d shards (%d retried requests): %d without runs, %d partial",
 		len(acks), srv.HistoryShards(), retries, lost, partial)
 	if lost+partial > 0 {
 		t.Fatalf("%d acknowledged events have no run, %d miss a function's run", lost, partial)
 	}
+}
+
+// countRuns counts a function's runs in Temporal's visibility, which lags the runs a
+// moment: it waits up to 30 s for want, then returns what it sees.
+func countRuns(t *testing.T, tc client.Client, slug string, want int64) int64 {
+	t.Helper()
+	query := fmt.Sprintf("%s = '%s'", adapter.SAFunctionID.GetName(), slug)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		res, err := tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := res.GetCount(); n >= want || time.Now().After(deadline) {
+			return n
+		}
+	}
+}
+
+// sendNamedTo sends n events of one name, alternating between the gateways, and returns
+// their internal ids.
+func sendNamedTo(t *testing.T, gateways []string, name string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		resp, err := http.Post("http://"+gateways[i%len(gateways)]+"/e/key", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"name":%q,"data":{"n":%d}}`, name, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct{ IDs []string }
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || len(out.IDs) != 1 {
+			t.Fatalf("send %s: %d %v %v", name, resp.StatusCode, out, err)
+		}
+		ids = append(ids, out.IDs[0])
+	}
+	return ids
 }
