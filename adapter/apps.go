@@ -126,3 +126,11 @@ func functionInfo(r registry.App, f registry.Function) (api.FunctionInfo, error)
 		Version: f.Version, SyncedAt: r.SyncedAt, Config: cfg,
 	}, nil
 }
+
+// RemoveApp deletes a retired app from the environment's registry (api.Backend).
+func (a *App) RemoveApp(ctx context.Context, id string) error {
+	if _, err := a.registered(ctx, id); err != nil {
+		return err
+	}
+	return registry.Remove(ctx, a.redis, a.opts.Environment, id)
+}

@@ -157,6 +157,32 @@ func TestAppsREST(t *testing.T) {
 		var ok any
 		mustGet(t, ssrv.URL+path, bearer, 200, &ok)
 	}
+
+	// A retired app is removed: gone from the list and from every process's routes.
+	del := func(app string) int {
+		req, _ := http.NewRequest("DELETE", srv.URL+"/v2/apps/"+app, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := del(mailID); st != 200 {
+		t.Fatalf("DELETE /v2/apps/mail: %d", st)
+	}
+	if st := del(mailID); st != 404 {
+		t.Fatalf("DELETE of a removed app: %d, want 404", st)
+	}
+	mustGet(t, srv.URL+"/v2/apps", nil, 200, &apps)
+	if len(apps.Data) != 1 || apps.Data[0].ID != shop.AppID() {
+		t.Fatalf("GET /v2/apps after the removal: %+v", apps.Data)
+	}
+	for deadline := time.Now().Add(time.Second); gateway.Routes(mailID + "-receipt"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a second after the removal, the gateway still routes to the removed app")
+		}
+	}
 }
 
 // mustGet GETs url, checks the status and that no CORS header is sent, and decodes the body.

@@ -85,6 +85,7 @@ func New(b Backend, cfg Config) http.Handler {
 	v2.GET("/apps/:app", h.getApp)
 	v2.GET("/apps/:app/functions", h.listAppFunctions)
 	v2.GET("/apps/:app/functions/:fn", h.getAppFunction)
+	v2.DELETE("/apps/:app", h.removeApp)
 	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
 	return r
 }

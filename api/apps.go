@@ -70,3 +70,13 @@ func (h *handlers) getAppFunction(c *gin.Context) {
 	}
 	ok200(c, out)
 }
+
+// removeApp answers DELETE /v2/apps/{app}: 200 with an empty body once the registry no
+// longer holds the app. An app that runs publishes itself again when its worker restarts.
+func (h *handlers) removeApp(c *gin.Context) {
+	app := c.Param("app")
+	if h.fail(c, h.b.RemoveApp(c.Request.Context(), app), "App not found: "+app) {
+		return
+	}
+	c.Status(200)
+}

@@ -36,6 +36,9 @@ type Backend interface {
 	// DescribeFunction is one function of an app (fn: its id within the app, or the fully
 	// qualified id) and the workers seen; ErrAppNotFound or ErrNotFound.
 	DescribeFunction(ctx context.Context, app, fn string) (*FunctionDetail, error)
+	// RemoveApp deletes a retired app's registry entry (its functions stop receiving
+	// events); ErrAppNotFound for an unknown app.
+	RemoveApp(ctx context.Context, app string) error
 }
 
 // Check is whether one service answered: Err is nil when it did.
