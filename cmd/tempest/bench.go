@@ -122,7 +122,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&cfg.SlotLimit, "slot-limit", 2, "concurrency limit in the hand-off phase")
 	fs.DurationVar(&cfg.SlotStep, "slot-step", 300*time.Millisecond, "step duration in the hand-off phase")
 	fs.IntVar(&cfg.SplitPollers, "split-pollers", 0, "workflow-task pollers of the worker-apart app (0: the SDK's default)")
-	fs.IntVar(&cfg.QueuePollRPS, "queue-poll-rps", 0, "the embedded server's history queue reads per second (0: Temporal's 20), as tempest dev --queue-poll-rps")
+	fs.IntVar(&cfg.QueuePollRPS, "queue-poll-rps", DefaultQueuePollRPS, "the embedded server's history queue reads per second, as tempest dev --queue-poll-rps (20 is Temporal's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
