@@ -171,6 +171,7 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 	tc, _ := testenv.Services(t)
 	temporal := testenv.Server().Address()
 	appID := fmt.Sprintf("crash-%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { testenv.DropEnvironment(appID) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

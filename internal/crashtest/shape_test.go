@@ -80,6 +80,7 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	})
 	temporal := srv.Address()
 	env := fmt.Sprintf("shape-%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { testenv.DropEnvironment(env) })
 	envVar := envEnv + "=" + env
 	startChild(t, "", temporal, env+"-shop", envVar, envFunctions+"=left")
 	// Two worker processes of the mail app: its concurrency limit holds across both.

@@ -88,6 +88,7 @@ func TestTemporalOutageLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	defer via.Close()
 	appID := fmt.Sprintf("temporal-outage-%d", time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { testenv.DropEnvironment(appID) })
 	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: via, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -179,3 +179,10 @@ func Watch(ctx context.Context, rdb redis.UniversalClient, env string, apply fun
 	}()
 	return nil
 }
+
+// Drop deletes an environment's whole registry (every app's entry and the version): for
+// tests and for retiring an environment.
+func Drop(ctx context.Context, rdb redis.UniversalClient, env string) error {
+	apps, version, _ := keys(env)
+	return rdb.Del(ctx, apps, version).Err()
+}

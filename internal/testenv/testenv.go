@@ -19,6 +19,7 @@ import (
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/devserver"
+	"github.com/tempestrun/tempest/internal/registry"
 )
 
 var (
@@ -97,6 +98,7 @@ func App(t testing.TB, mod func(*adapter.Options)) *adapter.App {
 		t.Fatalf("adapter.New: %v", err)
 	}
 	t.Cleanup(app.Close)
+	t.Cleanup(func() { DropEnvironment(opts.Environment) })
 	return app
 }
 
@@ -111,4 +113,12 @@ func StartWorker(t testing.TB, app *adapter.App) (stop func()) {
 	stop = func() { o.Do(w.Stop) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// DropEnvironment deletes a test environment's registry from Redis when the test ends (the
+// registry's keys do not expire: they belong to the apps).
+func DropEnvironment(env string) {
+	if rdb != nil && env != "" && env != adapter.DefaultNamespace {
+		_ = registry.Drop(context.Background(), rdb, env)
+	}
 }
