@@ -57,6 +57,9 @@ const (
 type Options struct {
 	// AppID names the app; function ids are prefixed with it ("<app>-<fn>"). Required.
 	AppID string
+	// Functions are definitions made apart from the app (NewFunctions + CreateFunction):
+	// the app runs them as if they had been created on it. Their app id must be AppID.
+	Functions *Functions
 	// Environment is the set of apps that share one event API: every app publishes its
 	// functions to the environment's registry when its worker starts, and an event sent to
 	// any process of the environment fans out to every matching function of every app.
@@ -182,6 +185,18 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)
 	}
+	if fs := opts.Functions; fs != nil {
+		if fs.appID != opts.AppID {
+			a.Close()
+			return nil, fmt.Errorf("adapter.Options: Functions are defined for app %q, not %q", fs.appID, opts.AppID)
+		}
+		for _, f := range fs.list() {
+			if err := a.register(f); err != nil {
+				a.Close()
+				return nil, err
+			}
+		}
+	}
 	// Route from the environment's registry, and follow its changes.
 	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	a.owned = append(a.owned, stopWatch)
@@ -278,6 +293,9 @@ func (a *App) Function(id string) (workflows.FunctionInfo, bool) {
 	}
 	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: f.taskQueue, Retries: f.retries}, true
 }
+
+func (a *App) registrarAppID() string        { return a.opts.AppID }
+func (a *App) addFunction(f *function) error { return a.register(f) }
 
 func (a *App) register(f *function) error {
 	a.mu.Lock()

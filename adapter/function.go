@@ -207,10 +207,10 @@ func (f *function) Name() string {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// CreateFunction registers a function on app. Invalid configuration (empty or duplicate
+// CreateFunction defines a function on app (a running *App, or *Functions). Invalid configuration (empty or duplicate
 // id, a bad trigger, invalid CEL, retries out of range) is an error here, never at run time.
-func CreateFunction[T any](app *App, opts FunctionOpts, trigger Triggerable, fn SDKFunction[T]) (ServableFunction, error) {
-	f, err := newFunction(app.opts.AppID, opts, trigger)
+func CreateFunction[T any](app Registrar, opts FunctionOpts, trigger Triggerable, fn SDKFunction[T]) (ServableFunction, error) {
+	f, err := newFunction(app.registrarAppID(), opts, trigger)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func CreateFunction[T any](app *App, opts FunctionOpts, trigger Triggerable, fn 
 		}
 		return fn(ctx, in)
 	}
-	if err := app.register(f); err != nil {
+	if err := app.addFunction(f); err != nil {
 		return nil, err
 	}
 	if opts.OnFailure != nil {

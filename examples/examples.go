@@ -70,8 +70,8 @@ func Charge(ctx context.Context, in adapter.Input[ChargeData]) (any, error) {
 	return map[string]string{"status": "charged", "receipt": receipt}, nil
 }
 
-// Register adds the examples to app.
-func Register(app *adapter.App) error {
+// Register adds the examples to app (a running *adapter.App, or *adapter.Functions).
+func Register(app adapter.Registrar) error {
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "hello-world", Name: "Hello world"},
 		adapter.EventTrigger("demo/hello.world", nil), Hello); err != nil {
 		return err
