@@ -349,6 +349,9 @@ func (a *App) launch(ctx context.Context, f *function, runID string, evs []*acce
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev), Throttle: f.gate(ev),
 	}
+	if in.Throttle != nil {
+		in.Throttle.SlotMS = startAt.UnixMilli()
+	}
 	for _, e := range evs {
 		in.Events = append(in.Events, e.norm)
 	}

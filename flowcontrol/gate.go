@@ -18,6 +18,15 @@ type Gate struct {
 	Limit    int64  `json:"limit"`
 	Burst    int64  `json:"burst,omitempty"`
 	PeriodMS int64  `json:"period_ms"`
+	// SlotMS is the run's scheduled start (unix ms) from its admission; a run that begins
+	// within OnTime of it passes at once (0: always checked).
+	SlotMS int64 `json:"slot_ms,omitempty"`
+}
+
+// onTime is how late after its slot a run still begins without the check: half an
+// emission interval, at most 250 ms.
+func (g Gate) onTime() float64 {
+	return min(float64(g.PeriodMS)/float64(g.Limit)/2, 250)
 }
 
 var (
@@ -32,7 +41,7 @@ func PassGate(ctx context.Context, rdb redis.UniversalClient, now time.Time, g G
 	tag := "tempest:{f:" + g.Function + "}"
 	emission := float64(g.PeriodMS) / float64(g.Limit)
 	ms, err := gateScript.Run(ctx, rdb, []string{tag + ":gate:" + hashed(g.Key), tag + ":gate-pass:" + runID},
-		now.UnixMilli(), emission, emission*float64(g.Limit+g.Burst-1), g.PeriodMS+1000).Int64()
+		now.UnixMilli(), emission, emission*float64(g.Limit+g.Burst-1), g.PeriodMS+1000, g.SlotMS, g.onTime()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("throttle gate of %s: %w", g.Function, err)
 	}
