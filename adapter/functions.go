@@ -57,15 +57,7 @@ func (fs *Functions) list() []*function {
 	for _, f := range fs.bySlg {
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b *function) int {
-		switch {
-		case a.slug < b.slug:
-			return -1
-		case a.slug > b.slug:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, bySlug)
 	return out
 }
 

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tempestrun/tempest/internal/registry"
@@ -18,17 +19,12 @@ type routes struct {
 	buffered  []*function // debounce or batch: this process flushes them too
 }
 
+// bySlug orders functions by fully qualified id.
+func bySlug(a, b *function) int { return strings.Compare(a.slug, b.slug) }
+
 func buildRoutes(fns []*function) *routes {
 	r := &routes{byEvent: map[string][]*function{}, bySlug: map[string]*function{}}
-	slices.SortFunc(fns, func(a, b *function) int {
-		switch {
-		case a.slug < b.slug:
-			return -1
-		case a.slug > b.slug:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(fns, bySlug)
 	for _, f := range fns {
 		r.bySlug[f.slug] = f
 		if f.buffer != nil {
@@ -102,15 +98,7 @@ func (a *App) publish(ctx context.Context) error {
 		app.Functions = append(app.Functions, f.config())
 	}
 	a.mu.RUnlock()
-	slices.SortFunc(app.Functions, func(x, y registry.Function) int {
-		switch {
-		case x.ID < y.ID:
-			return -1
-		case x.ID > y.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(app.Functions, func(x, y registry.Function) int { return strings.Compare(x.ID, y.ID) })
 	return registry.Publish(ctx, a.redis, a.opts.Environment, app)
 }
 

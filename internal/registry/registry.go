@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -107,15 +108,7 @@ func Load(ctx context.Context, rdb redis.UniversalClient, env string) (Snapshot,
 		}
 		s.Apps = append(s.Apps, a)
 	}
-	slices.SortFunc(s.Apps, func(a, b App) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.Apps, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	return s, nil
 }
 
