@@ -48,25 +48,34 @@ func TestServeRefusesBeforeItsBanner(t *testing.T) {
 func TestServeInsecureNoAuthWarns(t *testing.T) {
 	serveEnv(t, "k")
 	out := newWatch("Started Worker") // the SDK's log line: serve is up
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth", "--examples"}, out)
-	}()
-	select {
-	case <-out.seen:
-	case err := <-done:
-		t.Fatalf("serve exited: %v\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start within 30s:\n%s", out.String())
-	}
-	cancel()
-	if err := <-done; err != nil {
+	stop := startCommand(t, "serve", out, func(ctx context.Context) error {
+		return serveCmd(ctx, []string{"--addr", "127.0.0.1:0", "--insecure-no-auth", "--examples"}, out)
+	})
+	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	if s := out.String(); !strings.Contains(s, "INSECURE") || strings.Index(s, "Tempest serve:") > strings.Index(s, "INSECURE") {
 		t.Fatalf("no warning after the banner:\n%s", s)
 	}
+}
+
+// startCommand runs a command until the returned stop (which gives its error), once its
+// output shows out's marker.
+func startCommand(t *testing.T, name string, out *watch, run func(context.Context) error) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		cancel()
+		t.Fatalf("%s exited: %v\n%s", name, err, out.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("%s did not start within 30s:\n%s", name, out.String())
+	}
+	return func() error { cancel(); return <-done }
 }
 
 // watch is an output that closes seen once it contains marker.
@@ -112,17 +121,10 @@ func TestServeIsAGateway(t *testing.T) {
 	}
 	testenv.StartWorker(t, app)
 	out := newWatch("Tempest serve: gateway on ")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serveCmd(ctx, []string{"--addr", "127.0.0.1:0"}, out) }()
-	select {
-	case <-out.seen:
-	case err := <-done:
-		t.Fatalf("serve exited: %v\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start within 30s:\n%s", out.String())
-	}
-	defer func() { cancel(); <-done }()
+	stop := startCommand(t, "serve", out, func(ctx context.Context) error {
+		return serveCmd(ctx, []string{"--addr", "127.0.0.1:0"}, out)
+	})
+	defer stop()
 	addr := strings.Fields(strings.SplitAfter(out.String(), "gateway on ")[1])[0]
 	resp, err := http.Post("http://"+addr+"/e/k", "application/json", strings.NewReader(`{"name":"gw/hello","data":{}}`))
 	if err != nil {
@@ -154,17 +156,8 @@ func TestWorkerCommandIsAnApp(t *testing.T) {
 	env := fmt.Sprintf("worker-test-%d", time.Now().UnixNano())
 	t.Setenv("TEMPEST_ENVIRONMENT", env)
 	out := newWatch("Started Worker")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- workerCmd(ctx, nil, out) }()
-	select {
-	case <-out.seen:
-	case err := <-done:
-		t.Fatalf("worker exited: %v\n%s", err, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("worker did not start within 30s:\n%s", out.String())
-	}
-	defer func() { cancel(); <-done }()
+	stop := startCommand(t, "worker", out, func(ctx context.Context) error { return workerCmd(ctx, nil, out) })
+	defer stop()
 	gateway := testenv.App(t, func(o *adapter.Options) { o.Environment = env })
 	var runs []api.FunctionRun
 	for deadline := time.Now().Add(5 * time.Second); len(runs) == 0; time.Sleep(20 * time.Millisecond) {

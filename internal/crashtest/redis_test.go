@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/testenv"
@@ -73,14 +74,32 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 	tc, _ := testenv.Services(t)
 	rs := startRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1})
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() }) // after the app that uses it
 	appID := fmt.Sprintf("redis-crash-%d", time.Now().UnixNano()%1e9)
+	addr := serveInProcess(t, appID, tc, rdb)
+
+	const events, kills = 400, 2
+	load := sendLoad(addr, appID, events, 5*time.Second)
+	for k := range kills {
+		load.waitAcked(int64((k + 1) * events / (kills + 2)))
+		rs.kill()
+		time.Sleep(200 * time.Millisecond) // requests meet a dead Redis for a moment
+		rs.start()
+	}
+	acks, retries := load.wait()
+	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d kills of Redis (%d retried requests)", kills, retries))
+}
+
+// serveInProcess runs, in the test process, an app with both functions (its worker and
+// its event API) on tc and rdb until the test ends; it returns the API's address.
+func serveInProcess(t *testing.T, appID string, tc client.Client, rdb redis.UniversalClient) string {
+	t.Helper()
 	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: tc, Redis: rdb, Dev: true,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close()
+	t.Cleanup(app.Close)
 	if err := define(app); err != nil {
 		t.Fatal(err)
 	}
@@ -90,17 +109,7 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
+	t.Cleanup(stop)
 	go app.ServeListener(ctx, ln)
-
-	const events, kills = 400, 2
-	load := sendLoad(ln.Addr().String(), appID, events, 5*time.Second)
-	for k := range kills {
-		load.waitAcked(int64((k + 1) * events / (kills + 2)))
-		rs.kill()
-		time.Sleep(200 * time.Millisecond) // requests meet a dead Redis for a moment
-		rs.start()
-	}
-	acks, retries := load.wait()
-	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d kills of Redis (%d retried requests)", kills, retries))
+	return ln.Addr().String()
 }

@@ -106,32 +106,10 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	defer tc.Close()
 	_, rdb := testenv.Services(t)
-	checker, err := adapter.New(context.Background(), adapter.Options{AppID: env + "-checker", Environment: env, Temporal: tc, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer checker.Close()
+	checker := newChecker(t, tc, rdb, env)
+	lost, partial := missingRuns(t, checker, tc, acks)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	lost, partial := 0, 0
-	for _, a := range acks {
-		runs, err := checker.EventRuns(ctx, a.internal)
-		if err != nil {
-			t.Fatalf("event %s: %v", a.clientID, err)
-		}
-		switch {
-		case len(runs) == 0:
-			lost++
-		case len(runs) < len(functions):
-			partial++
-		}
-		for _, r := range runs {
-			if err := tc.GetWorkflow(ctx, r.RunID, "").Get(ctx, nil); err != nil {
-				t.Fatalf("run %s of event %s: %v", r.RunID, a.clientID, err)
-			}
-		}
-	}
 	// No function ran an event twice: each has exactly one run per event.
 	for _, slug := range []string{env + "-shop-left", env + "-mail-right"} {
 		if n := countRuns(t, tc, slug, events); n != events {

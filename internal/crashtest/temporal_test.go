@@ -1,7 +1,6 @@
 package crashtest
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
-	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
@@ -86,31 +84,15 @@ func TestTemporalOutageLosesNoAcknowledgedEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer via.Close()
+	t.Cleanup(via.Close) // after the app that uses it
 	appID := fmt.Sprintf("temporal-outage-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() { testenv.DropEnvironment(appID) })
-	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: via, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	if err := define(app); err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartWorker(t, app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go app.ServeListener(ctx, ln)
+	addr := serveInProcess(t, appID, via, rdb)
 
 	const events, outages = 400, 2
 	// Clients give up after 1 s, inside the 1.5 s outage: ingests are cut between their
 	// Redis decisions and their starts.
-	load := sendLoad(ln.Addr().String(), appID, events, time.Second)
+	load := sendLoad(addr, appID, events, time.Second)
 	for k := range outages {
 		load.waitAcked(int64((k + 1) * events / (outages + 2)))
 		o.set(true)
