@@ -103,25 +103,9 @@ func (a *Admitter) AdmitMany(ctx context.Context, reqs []Admission) ([]Decision,
 		return nil, nil
 	}
 	now := a.now().UnixMilli()
-	run := func() ([]*redis.Cmd, error) {
-		pipe := a.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(reqs))
-		for i, r := range reqs {
-			keys, args := admitArgs(r, now)
-			cmds[i] = admitScript.EvalSha(ctx, pipe, keys, args...)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// After a Redis restart the script cache is empty. Commands that did run are
-		// replayed decisions on the second pass, which the caller handles anyway.
-		if lerr := admitScript.Load(ctx, a.rdb).Err(); lerr != nil {
-			return nil, fmt.Errorf("admit: load script: %w", lerr)
-		}
-		cmds, err = run()
-	}
+	// A retried batch after a Redis restart replays the decisions that did run, which the
+	// caller handles anyway.
+	cmds, err := evalMany(ctx, a.rdb, admitScript, len(reqs), func(i int) ([]string, []any) { return admitArgs(reqs[i], now) })
 	if err != nil {
 		return nil, fmt.Errorf("admit runs of %s: %w", reqs[0].Function, err)
 	}

@@ -102,7 +102,11 @@ var registerScript = redis.NewScript(registerSrc)
 // Register stores waits (idempotent: registering again changes nothing). Every key it
 // writes expires a day after the latest wait it holds.
 func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
+	if len(waits) == 0 {
+		return nil
+	}
 	now := ws.now().UnixMilli()
+	specs := make([][]byte, len(waits))
 	for i := range waits {
 		w := &waits[i]
 		if w.Created == 0 {
@@ -112,6 +116,11 @@ func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
 		if err != nil {
 			return fmt.Errorf("wait %s: %w", w.ID, err)
 		}
+		specs[i] = spec
+	}
+	// One round trip for all of them; each registration is idempotent.
+	cmds, err := evalMany(ctx, ws.rdb, registerScript, len(waits), func(i int) ([]string, []any) {
+		w := &waits[i]
 		idx, indexed := w.indexKey()
 		if !indexed {
 			idx = anyKey(w.Event) // listed nowhere; only declared, in the same slot
@@ -120,11 +129,18 @@ func (ws *Waits) Register(ctx context.Context, waits []Wait) error {
 		if indexed {
 			on = "1"
 		}
-		err = registerScript.Run(ctx, ws.rdb, []string{waitKey(w.Event, w.ID), idx, pathsKey(w.Event)},
-			spec, w.Expires, w.ID, on, w.MatchPath, now, (24 * time.Hour).Milliseconds()).Err()
-		if err != nil {
-			return fmt.Errorf("register wait %s: %w", w.ID, err)
+		return []string{waitKey(w.Event, w.ID), idx, pathsKey(w.Event)},
+			[]any{specs[i], w.Expires, w.ID, on, w.MatchPath, now, (24 * time.Hour).Milliseconds()}
+	})
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("register waits: %w", err)
 	}
 	return nil
 }
