@@ -119,17 +119,10 @@ type bufferedEvent struct {
 	Event    json.RawMessage `json:"e"`
 }
 
-// buffer adds ev to its function's buffer (after the rate limit, for debounce) and returns
-// the buffer's run id.
+// buffer adds ev to its function's buffer (past the rate limit) and returns the buffer's
+// run id.
 func (a *App) buffer(ctx context.Context, f *function, ev *accepted) (string, error) {
 	b := f.buffer
-	if b.kind == flowcontrol.KindDebounce && f.rateLimit != nil {
-		adm := flowcontrol.Admission{Function: f.slug, RunID: "debounce-" + ev.internal.String(), RateLimit: f.rateLimit.gcra(ev), Remember: ev.remember()}
-		dec, err := a.admitter.Admit(ctx, adm)
-		if err != nil || dec.Outcome != flowcontrol.Admitted {
-			return "", err
-		}
-	}
 	key, ok := keyValue(b.key, ev)
 	if !ok {
 		key = "false" // a debounce or batch key has no exemption: false is a value like any other
@@ -224,13 +217,5 @@ func (a *App) startFlush(ctx context.Context, f *function, c flowcontrol.Flush) 
 	if len(evs) == 0 {
 		return nil
 	}
-	startAt := time.Now()
-	if f.throttle != nil {
-		dec, err := a.admitter.Admit(ctx, flowcontrol.Admission{Function: f.slug, RunID: c.ID, Throttle: f.throttle.gcra(evs[0])})
-		if err != nil {
-			return err
-		}
-		startAt = dec.StartAt
-	}
-	return a.launch(ctx, f, c.ID, evs, startAt)
+	return a.startAdmitted(ctx, []*candidate{{fn: f, run: c.ID, evs: evs}})
 }

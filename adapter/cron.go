@@ -86,7 +86,7 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 		return "", err
 	}
 	runID := runIDFor(f, ev)
-	listed, err := a.startOne(ctx, f, runID, ev)
+	listed, err := a.startOne(ctx, f, ev)
 	if err != nil {
 		return "", err
 	}

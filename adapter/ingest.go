@@ -6,20 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/ids"
-	"github.com/tempestrun/tempest/workflows"
 )
 
 // startConcurrency bounds the StartWorkflow calls one ingest makes at once.
@@ -130,74 +125,10 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 		}
 	}
 
-	type start struct {
-		i      int // index of the event
-		fn     *function
-		run    string
-		dec    flowcontrol.Decision
-		listed string // the run id to list under the event ("" none)
-	}
-	var starts, admit []*start
-	for i, ev := range evs {
-		for _, f := range a.match(ev) {
-			starts = append(starts, &start{i: i, fn: f, run: runIDFor(f, ev)})
-		}
-	}
-	// Buffered events, then the start-path decisions, in arrival order: the events of one
-	// request take batch places and throttle slots as if sent one by one.
-	var adms []flowcontrol.Admission
-	for _, st := range starts {
-		ev := evs[st.i]
-		if !st.fn.buffered(ev) {
-			admit = append(admit, st)
-			adms = append(adms, st.fn.admission(st.run, ev))
-			continue
-		}
-		listed, err := a.buffer(ctx, st.fn, ev)
-		if err != nil {
-			return nil, err
-		}
-		st.listed = listed
-	}
-	decs, err := a.admitter.AdmitMany(ctx, adms)
+	runs, err := a.admit(ctx, evs)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, startConcurrency)
-		errMu    sync.Mutex
-		firstErr error
-	)
-	for j, st := range admit {
-		st.dec = decs[j]
-		if st.dec.Outcome != flowcontrol.Admitted {
-			continue // dropped by the rate limit or idempotency: listed under no run
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			listed, err := a.startRun(ctx, st.fn, st.run, evs[st.i], st.dec)
-			st.listed = listed
-			if err != nil {
-				errMu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				errMu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	runs := make([][]string, len(evs))
-	for _, st := range starts {
-		if st.listed != "" && !slices.Contains(runs[st.i], st.listed) {
-			runs[st.i] = append(runs[st.i], st.listed)
-		}
-	}
-
 	if err := a.storeEvents(ctx, evs, runs); err != nil {
 		return nil, err
 	}
@@ -302,96 +233,18 @@ func (a *App) match(ev *accepted) []*function {
 	return out
 }
 
-// startRun starts an admitted run. A replayed decision means an earlier send of the same
-// event decided for this run: it is started only if that send did not get as far (it
-// started the run, or recorded it as skipped). It returns the id to list under the event.
-func (a *App) startRun(ctx context.Context, f *function, runID string, ev *accepted, dec flowcontrol.Decision) (string, error) {
-	if dec.Replayed {
-		_, _, err := a.describe(ctx, runID)
-		if err == nil {
-			return runID, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", err
-		}
+// startOne takes one event for f through the start path; it returns the id to list under
+// the event ("" none).
+func (a *App) startOne(ctx context.Context, f *function, ev *accepted) (string, error) {
+	c := &candidate{fn: f, run: runIDFor(f, ev), evs: []*accepted{ev}}
+	cs, err := a.rateLimit(ctx, []*candidate{c})
+	if err == nil {
+		cs, err = a.bufferEvents(ctx, cs)
 	}
-	if err := a.launch(ctx, f, runID, []*accepted{ev}, dec.StartAt); err != nil {
-		return "", err
+	if err == nil {
+		err = a.startAdmitted(ctx, cs)
 	}
-	return runID, nil
-}
-
-// startOne takes one event for f through the whole start path (buffer, or admission and
-// start); it returns the id to list under the event.
-func (a *App) startOne(ctx context.Context, f *function, runID string, ev *accepted) (string, error) {
-	if f.buffered(ev) {
-		return a.buffer(ctx, f, ev)
-	}
-	dec, err := a.admitter.Admit(ctx, f.admission(runID, ev))
-	if err != nil || dec.Outcome != flowcontrol.Admitted {
-		return "", err
-	}
-	return a.startRun(ctx, f, runID, ev, dec)
-}
-
-// launch starts the run of f for evs (the first is the trigger) at startAt (now, or later
-// when throttled), under its singleton rule.
-func (a *App) launch(ctx context.Context, f *function, runID string, evs []*accepted, startAt time.Time) error {
-	ev := evs[0]
-	lock, skip, err := a.admitSingleton(ctx, f, runID, ev)
-	if err != nil || skip {
-		return err
-	}
-	in := workflows.RunInput{
-		Singleton:  lock,
-		FunctionID: f.slug, RunID: runID, Retries: f.retries,
-		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: time.Now().UnixMilli(),
-		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
-		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev), Throttle: f.gate(ev),
-	}
-	if in.Throttle != nil {
-		in.Throttle.SlotMS = startAt.UnixMilli()
-	}
-	for _, e := range evs {
-		in.Events = append(in.Events, e.norm)
-	}
-	if len(in.Cancel) > 0 {
-		// Cancellable from now on, not only once the run reaches its first workflow task.
-		if err := a.waits.Register(ctx, workflows.CancelWaits(in)); err != nil {
-			return err
-		}
-	}
-	if err := injectedStartFault(f.slug); err != nil {
-		return err
-	}
-	delay := time.Until(startAt)
-	if delay < 0 {
-		delay = 0
-	}
-	_, err = a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       runID,
-		TaskQueue:                                f.taskQueue,
-		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		// A throttled run waits in Temporal, durable, until its slot.
-		StartDelay: delay,
-		// When this process runs the app's worker, the first workflow task comes back in the
-		// start response and skips matching (about 2 ms instead of 50 ms to the first step
-		// here); without a local worker the server dispatches as usual.
-		EnableEagerStart: delay == 0,
-		Priority:         temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
-		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, shorten(ev.ev.Name, 100), ev.internal),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SAFunctionID.ValueSet(f.slug),
-			SAEventID.ValueSet(ev.internal.String()),
-			SAEventName.ValueSet(ev.ev.Name),
-		),
-	}, f.slug, in)
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &already) {
-		return fmt.Errorf("start run %s of %s: %w", runID, f.slug, err)
-	}
-	return nil
+	return c.listed, err
 }
 
 // shorten cuts s to at most n bytes on a rune boundary, marking the cut: summaries stay well

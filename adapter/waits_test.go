@@ -241,6 +241,40 @@ func TestSingleton(t *testing.T) {
 	app.CancelRun(ctx, b.RunID)
 }
 
+// The singleton check comes before the throttle: a skipped run takes no throttle slot, so
+// the next run after the holder gets the slot right after the holder's.
+func TestSingletonSkipTakesNoThrottleSlot(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "solo", Singleton: &adapter.Singleton{Mode: "skip"},
+		Throttle: &adapter.Throttle{Limit: 1, Period: time.Minute}}, adapter.EventTrigger("test/solo", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return nil, step.Sleep(ctx, "nap", time.Hour)
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	ctx := context.Background()
+	runOf := func() api.FunctionRun { return runsOf(t, app, send(t, app, map[string]any{"name": "test/solo"})[0])[0] }
+	holder := runOf()
+	for range 3 {
+		if r := runOf(); r.Status != api.StatusSkipped {
+			t.Fatalf("a run while the holder runs: %s", r.Status)
+		}
+	}
+	if err := app.CancelRun(ctx, holder.RunID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, app, holder.RunID)
+	next := runOf()
+	defer app.CancelRun(ctx, next.RunID)
+	// The holder's slot was at its start; the next slot is one minute later (three skipped
+	// runs taking slots would put it at four).
+	if next.Status != api.StatusScheduled || next.StartAt == nil || next.StartAt.After(holder.RunStartedAt.Add(90*time.Second)) {
+		t.Fatalf("the run after the holder: %s at %v (holder began %v)", next.Status, next.StartAt, holder.RunStartedAt)
+	}
+}
+
 func TestBulkCancellation(t *testing.T) {
 	t.Parallel()
 	app := testenv.App(t, nil)

@@ -48,13 +48,13 @@ type Admission struct {
 	Remember time.Duration
 }
 
-// Outcomes of Admit.
+// Outcomes of a decision.
 const (
 	Admitted    = 1
 	RateLimited = 3
 )
 
-// Decision is what Admit decided.
+// Decision is what RateLimit or Throttle decided.
 type Decision struct {
 	Outcome int
 	StartAt time.Time // Admitted: when the run may start (now, or later if throttled)
@@ -87,25 +87,35 @@ func hashed(s string) string {
 	return hex.EncodeToString(h[:12])
 }
 
-// Admit decides in one round trip: rate limit, then throttle slot.
-func (a *Admitter) Admit(ctx context.Context, req Admission) (Decision, error) {
-	out, err := a.AdmitMany(ctx, []Admission{req})
-	if err != nil {
-		return Decision{}, err
-	}
-	return out[0], nil
+// RateLimit decides, for several runs in one pipelined round trip, which the lossy rate
+// limit (or idempotency, a limit of 1 per key and 24 h) admits; a run without one is
+// admitted. It is the first decision of the start path, so it is always remembered:
+// Decision.Replayed tells a retried dispatch of the same run.
+func (a *Admitter) RateLimit(ctx context.Context, reqs []Admission) ([]Decision, error) {
+	return a.decide(ctx, reqs, stageRate)
 }
 
-// AdmitMany decides for several runs in one pipelined round trip, in order: the events of
-// one request take their throttle slots in arrival order.
-func (a *Admitter) AdmitMany(ctx context.Context, reqs []Admission) ([]Decision, error) {
+// Throttle gives each run its start slot (now, or later), in order, in one pipelined round
+// trip: the events of one request take their slots in arrival order. Runs without a
+// throttle start now.
+func (a *Admitter) Throttle(ctx context.Context, reqs []Admission) ([]Decision, error) {
+	return a.decide(ctx, reqs, stageThrottle)
+}
+
+// The two stages of admit.lua; each remembers its own decision per run.
+const (
+	stageRate     = "decision"
+	stageThrottle = "slot"
+)
+
+func (a *Admitter) decide(ctx context.Context, reqs []Admission, stage string) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
 	now := a.now().UnixMilli()
 	// A retried batch after a Redis restart replays the decisions that did run, which the
 	// caller handles anyway.
-	cmds, err := evalMany(ctx, a.rdb, admitScript, len(reqs), func(i int) ([]string, []any) { return admitArgs(reqs[i], now) })
+	cmds, err := evalMany(ctx, a.rdb, admitScript, len(reqs), func(i int) ([]string, []any) { return admitArgs(reqs[i], now, stage) })
 	if err != nil {
 		return nil, fmt.Errorf("admit runs of %s: %w", reqs[0].Function, err)
 	}
@@ -130,9 +140,15 @@ func (a *Admitter) AdmitMany(ctx context.Context, reqs []Admission) ([]Decision,
 	return out, nil
 }
 
-func admitArgs(req Admission, now int64) ([]string, []any) {
+func admitArgs(req Admission, now int64, stage string) ([]string, []any) {
 	tag := "tempest:{f:" + req.Function + "}"
-	keys := []string{tag + ":decision:" + req.RunID, tag + ":rl:", tag + ":th:"}
+	keys := []string{tag + ":" + stage + ":" + req.RunID, tag + ":rl:", tag + ":th:"}
+	rate, throttle := req.RateLimit, req.Throttle
+	if stage == stageRate {
+		throttle = nil
+	} else {
+		rate = nil
+	}
 	on := func(b bool) string {
 		if b {
 			return "1"
@@ -140,12 +156,12 @@ func admitArgs(req Admission, now int64) ([]string, []any) {
 		return "0"
 	}
 	rlEm, rlTol, thEm, thTol := 0.0, 0.0, 0.0, 0.0
-	if g := req.RateLimit; g != nil {
+	if g := rate; g != nil {
 		keys[1] += hashed(g.Key)
 		rlEm = g.emissionMS()
 		rlTol = rlEm * float64(g.Burst)
 	}
-	if g := req.Throttle; g != nil {
+	if g := throttle; g != nil {
 		keys[2] += hashed(g.Key)
 		thEm = g.emissionMS()
 		thTol = thEm * float64(g.Limit+g.Burst-1)
@@ -155,8 +171,8 @@ func admitArgs(req Admission, now int64) ([]string, []any) {
 		remember = DecisionMemory
 	}
 	return keys, []any{now,
-		on(req.RateLimit != nil), rlEm, rlTol,
-		on(req.Throttle != nil), thEm, thTol,
+		on(rate != nil), rlEm, rlTol,
+		on(throttle != nil), thEm, thTol,
 		remember.Milliseconds(),
 	}
 }

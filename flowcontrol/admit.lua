@@ -1,8 +1,9 @@
--- Admit one run of a function: the lossy rate limit (GCRA), then the throttle's start slot
--- (GCRA, non-lossy). One call, one round trip, atomic. The decision is remembered, so a
--- retried ingest of the same run (same event id, hence same run id) gets it back and is not
--- counted twice.
--- KEYS[1]: this run's decision record
+-- Admit one run of a function: the lossy rate limit (GCRA) and/or the throttle's start slot
+-- (GCRA, non-lossy); the start path calls it once per stage (rate limit first, the throttle
+-- after the singleton check), each stage with its own record. Atomic. The decision is
+-- remembered, so a retried dispatch of the same run (same event id, hence same run id) gets
+-- it back and is not counted twice.
+-- KEYS[1]: this run's decision record for the stage
 -- KEYS[2]: rate-limit TAT (ms)
 -- KEYS[3]: throttle TAT (ms)
 -- All keys share the function's hash tag.

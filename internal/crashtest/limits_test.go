@@ -29,7 +29,29 @@ var limits = map[string]func(*adapter.App) error{
 	"exclusive": func(app *adapter.App) error { return spanning(app, "exclusive", 1) },
 	// unlimited: the same without a limit, so the test shows it can see an overlap.
 	"unlimited": func(app *adapter.App) error { return spanning(app, "unlimited", 0) },
+	// throttled: 2 per second, no burst; its step records when it began (beginsKey).
+	"throttled": func(app *adapter.App) error {
+		opts, err := redis.ParseURL(testenv.RedisURL())
+		if err != nil {
+			return err
+		}
+		rdb := redis.NewClient(opts)
+		key := beginsKey(app.Options().Environment)
+		_, err = adapter.CreateFunction(app, adapter.FunctionOpts{ID: "throttled", Throttle: &adapter.Throttle{Limit: 2, Period: time.Second}},
+			adapter.EventTrigger("crash/throttled", nil),
+			func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+				return step.Run(ctx, "work", func(ctx context.Context) (bool, error) {
+					return true, rdb.RPush(ctx, key, time.Now().UnixMilli()).Err()
+				})
+			})
+		if err == nil {
+			err = rdb.Expire(context.Background(), key, 10*time.Minute).Err()
+		}
+		return err
+	},
 }
+
+func beginsKey(env string) string { return "crashtest:" + env + ":throttled:begins" }
 
 // spanning defines a function whose one step records how many of its steps run at once.
 func spanning(app *adapter.App, id string, limit int) error {

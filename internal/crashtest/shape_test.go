@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,14 +85,15 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	envVar := envEnv + "=" + env
 	startChild(t, "", temporal, env+"-shop", envVar, envFunctions+"=left")
 	// Two worker processes of the mail app: its concurrency limit holds across both.
-	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited")
-	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited")
+	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited,throttled")
+	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited,throttled")
 	gateways := []string{freeAddr(t), freeAddr(t)}
 	g0 := startChild(t, gateways[0], temporal, env+"-gw", envVar, envFunctions+"=none")
 	startChild(t, gateways[1], temporal, env+"-gw", envVar, envFunctions+"=none")
 
-	const events = 400
+	const events, throttled = 400, 12
 	sendNamedTo(t, gateways, "crash/limited", 30)
+	sendNamedTo(t, gateways, "crash/throttled", throttled)
 	spans := sendNamedTo(t, gateways, "crash/spans", 20)
 	load := sendLoadTo(gateways, env, events, 5*time.Second)
 	load.waitAcked(events / 3)
@@ -119,6 +121,23 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	// The rate limit held across both gateways; the concurrency limit across both workers.
 	if n := countRuns(t, tc, env+"-mail-limited", 3); n != 3 {
 		t.Errorf("the rate-limited function ran %d times for 30 events through 2 gateways, want 3 (limit 20/h from idle)", n)
+	}
+	// The throttle held across both gateways and both workers: 2 at once from idle, then one
+	// per 500 ms, by when the steps began (clocks of one machine; 50 ms for the log's rounding).
+	var begins []int64
+	for deadline := time.Now().Add(time.Minute); len(begins) < throttled && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := rdb.LRange(ctx, beginsKey(env), 0, -1).ScanSlice(&begins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(begins)
+	if len(begins) != throttled {
+		t.Errorf("%d of %d throttled runs began", len(begins), throttled)
+	}
+	for i := 2; i < len(begins); i++ {
+		if early := time.Duration(begins[0]+int64(i-1)*500-begins[i]) * time.Millisecond; early > 50*time.Millisecond {
+			t.Errorf("throttled run %d began %s before its slot (2/s across 2 gateways): %v", i, early, begins)
+		}
 	}
 	for _, id := range spans {
 		runs, err := checker.EventRuns(ctx, id)
