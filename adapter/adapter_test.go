@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -328,6 +329,9 @@ func TestSameSeedStartsOneRunPerFunction(t *testing.T) {
 		}
 		if i == 0 {
 			first = out.IDs
+			if err := app.WaitDispatched(context.Background(), first...); err != nil {
+				t.Fatal(err)
+			}
 			for _, id := range first {
 				for _, r := range runsOf(t, app, id) {
 					waitRun(t, app, r.RunID)
@@ -513,7 +517,7 @@ func TestRegistrationErrors(t *testing.T) {
 func TestNewFailsFastWhenTemporalIsUnreachable(t *testing.T) {
 	t.Parallel()
 	_, err := adapter.New(context.Background(), adapter.Options{
-		AppID: "x", TemporalAddress: "127.0.0.1:1", RedisURL: testenv.RedisURL(),
+		AppID: "x", TemporalAddress: "127.0.0.1:1", RedisURL: testenv.RedisURL(), DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "events.db"),
 	})
 	if err == nil || !strings.Contains(err.Error(), "temporal is unreachable at 127.0.0.1:1") {
 		t.Fatalf("err = %v", err)

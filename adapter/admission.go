@@ -37,14 +37,16 @@ type candidate struct {
 	at  int // the trigger's index in its request, where the run is listed
 
 	replayed bool      // an earlier dispatch of the same run decided already
+	dropped  string    // why the run will not start ("" it may)
 	lock     string    // the singleton lock the run holds ("" none)
 	startAt  time.Time // its throttle slot
 	listed   string    // the id to list under the event ("" none)
 }
 
 // admit takes accepted events through the start path and returns, per event, the run ids
-// to list under it. It returns once every run it admits is durable in Temporal.
-func (a *App) admit(ctx context.Context, evs []*accepted) ([][]string, error) {
+// to list under it and, for an event that started none, why. It returns once every run it
+// admits is durable in Temporal.
+func (a *App) admit(ctx context.Context, evs []*accepted) (runs [][]string, reasons []string, err error) {
 	// Route: every function of the environment whose trigger the event fires.
 	var all []*candidate
 	for i, ev := range evs {
@@ -54,22 +56,44 @@ func (a *App) admit(ctx context.Context, evs []*accepted) ([][]string, error) {
 	}
 	cs, err := a.rateLimit(ctx, all)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cs, err = a.bufferEvents(ctx, cs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := a.startAdmitted(ctx, cs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	runs := make([][]string, len(evs))
+	runs, reasons = make([][]string, len(evs)), make([]string, len(evs))
+	for i := range evs {
+		reasons[i] = ReasonNoFunction
+	}
 	for _, c := range all {
 		if c.listed != "" && !slices.Contains(runs[c.at], c.listed) {
 			runs[c.at] = append(runs[c.at], c.listed)
 		}
+		if reasons[c.at] == ReasonNoFunction || reasons[c.at] == "" {
+			reasons[c.at] = c.dropped
+		}
 	}
-	return runs, nil
+	for i := range evs {
+		if len(runs[i]) > 0 {
+			reasons[i] = ""
+		} else if reasons[i] == "" {
+			reasons[i] = ReasonDuplicate
+		}
+	}
+	return runs, reasons, nil
 }
+
+// Why an event started no run, as GET /v1/events lists it.
+const (
+	ReasonNoFunction  = "no matching function"
+	ReasonRateLimited = "rate limited"
+	ReasonIdempotency = "deduplicated by idempotency key"
+	// ReasonDuplicate: the event was already in a buffer (sent again).
+	ReasonDuplicate = "duplicate"
+)
 
 // startAdmitted is the rest of the start path for runs past rate limits and buffers (and
 // for flushed buffers): singleton, throttle, start.
@@ -100,7 +124,8 @@ func (a *App) rateLimit(ctx context.Context, cs []*candidate) ([]*candidate, err
 	var out []*candidate
 	for i, c := range cs {
 		if decs[i].Outcome != flowcontrol.Admitted {
-			continue // dropped: listed under no run
+			c.dropped = c.fn.rateLimit.reason // listed under no run
+			continue
 		}
 		if c.replayed = decs[i].Replayed; c.replayed && !c.fn.buffered(c.evs[0]) {
 			_, _, err := a.describe(ctx, c.run)

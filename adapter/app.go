@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/eventlog"
 	"github.com/tempestrun/tempest/internal/registry"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -105,7 +107,13 @@ type Options struct {
 	MaxBytesInFlight int64
 	// Timeouts of Serve's HTTP server; defaults DefaultReadHeaderTimeout etc.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// EventRetention is how long events are kept for the REST API. Default 30 days.
+	// DatabaseURL is the event log: every accepted event is written there before it is
+	// acknowledged, dispatched from there, and listed from there. postgres://... (the
+	// production shape: every process of the environment shares it, and a process that dies
+	// leaves its undispatched events to the others), or sqlite:<path> (one machine).
+	// $DATABASE_URL, else sqlite:.tempest/events.db in the working directory.
+	DatabaseURL string
+	// EventRetention is how long events are kept in the log. Default 30 days.
 	EventRetention time.Duration
 	// Logger for the app and its worker. Default slog.Default().
 	Logger *slog.Logger
@@ -125,6 +133,8 @@ type App struct {
 	admitter *flowcontrol.Admitter
 	buffers  *flowcontrol.Buffers
 	slots    *flowcontrol.SlotWaker
+	events   *eventlog.Log
+	intake   *intake
 	stop     context.CancelFunc // stops the flusher
 	exprs    sync.Map           // CEL source -> *expr.Program, for wait conditions
 
@@ -161,6 +171,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
+	}
+	if err := a.openLog(dialCtx); err != nil {
+		a.Close()
+		return nil, err
 	}
 	// Payloads over 256 KiB (large batches, large step results) go to Redis, referenced
 	// from the history.
@@ -206,7 +220,32 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.startIntake()
+	a.owned = append(a.owned, a.stopIntake)
 	return a, nil
+}
+
+// DefaultDatabaseURL is the event log when neither Options.DatabaseURL nor $DATABASE_URL
+// is set: SQLite in the directory tempest dev keeps its data in.
+const DefaultDatabaseURL = "sqlite:.tempest/events.db"
+
+// openLog opens (and creates or migrates) the event log.
+func (a *App) openLog(ctx context.Context) error {
+	url := a.opts.DatabaseURL
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("event log (DATABASE_URL %s): %w", url, err)
+			}
+		}
+	}
+	l, err := eventlog.Open(ctx, eventlog.Options{URL: url})
+	if err != nil {
+		return fmt.Errorf("event log (DATABASE_URL): %w", err)
+	}
+	a.events = l
+	a.owned = append(a.owned, func() { _ = l.Close() })
+	return nil
 }
 
 func (o *Options) resolve() error {
@@ -253,6 +292,7 @@ func (o *Options) resolve() error {
 	o.WriteTimeout = cmp.Or(o.WriteTimeout, DefaultWriteTimeout)
 	o.IdleTimeout = cmp.Or(o.IdleTimeout, DefaultIdleTimeout)
 	o.EventRetention = cmp.Or(o.EventRetention, DefaultEventRetention)
+	o.DatabaseURL = cmp.Or(o.DatabaseURL, os.Getenv("DATABASE_URL"), DefaultDatabaseURL)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -106,12 +106,11 @@ func (a *App) triggerMatches(ctx context.Context, cond *expr.Program, ex *workfl
 	if p := ex.GetSearchAttributes().GetIndexedFields()[SAEventID.GetName()]; p != nil {
 		_ = converter.GetDefaultDataConverter().FromPayload(p, &eventID)
 	}
-	ev, err := a.storedEvent(ctx, eventID)
+	rec, err := a.logged(ctx, eventID)
 	if err != nil {
 		return false, nil
 	}
 	var m map[string]any
-	b, _ := json.Marshal(ev.Event)
-	_ = json.Unmarshal(b, &m)
+	_ = json.Unmarshal(rec.Event, &m)
 	return cond.Matches(map[string]any{"event": m})
 }

@@ -85,16 +85,14 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 	if err := ev.normalize(true); err != nil {
 		return "", err
 	}
+	// A tick starts its function's run directly (no event trigger routes it), then lists
+	// its event in the log as dispatched; a retried tick does both again, idempotently.
 	runID := runIDFor(f, ev)
 	listed, err := a.startOne(ctx, f, ev)
 	if err != nil {
 		return "", err
 	}
-	runs := []string{}
-	if listed != "" {
-		runs = append(runs, listed)
-	}
-	return runID, a.storeEvents(ctx, []*accepted{ev}, [][]string{runs})
+	return runID, a.logDispatched(ctx, ev, listed)
 }
 
 // scheduleID names the schedule of one cron trigger of a function.

@@ -71,6 +71,7 @@ type limiter struct {
 	limit, burst int64
 	period       time.Duration
 	key          *expr.Program
+	reason       string // why a dropped event started no run
 }
 
 func compileKey(src *string) (*expr.Program, error) {
@@ -96,7 +97,7 @@ func (f *function) compileFlowControl(opts FunctionOpts) error {
 		if err != nil {
 			return fmt.Errorf("rate limit key: %w", err)
 		}
-		f.rateLimit = &limiter{limit: int64(r.Limit), burst: flowcontrol.RateLimitBurst(int64(r.Limit)), period: r.Period, key: key}
+		f.rateLimit = &limiter{limit: int64(r.Limit), burst: flowcontrol.RateLimitBurst(int64(r.Limit)), period: r.Period, key: key, reason: ReasonRateLimited}
 	}
 	if opts.Idempotency != nil {
 		key, err := compileKey(opts.Idempotency)
@@ -106,7 +107,7 @@ func (f *function) compileFlowControl(opts FunctionOpts) error {
 		if key == nil {
 			return fmt.Errorf("idempotency: the key expression is empty")
 		}
-		f.rateLimit = &limiter{limit: 1, period: flowcontrol.DedupWindow, key: key}
+		f.rateLimit = &limiter{limit: 1, period: flowcontrol.DedupWindow, key: key, reason: ReasonIdempotency}
 	}
 	if t := opts.Throttle; t != nil {
 		switch {

@@ -2,6 +2,7 @@ package adapter_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,7 +45,8 @@ func TestFunctionsDefinedApartRun(t *testing.T) {
 func testenvApp(t *testing.T, id string, fns *adapter.Functions) (app *adapter.App, err error) {
 	t.Helper()
 	c, r := testenv.Services(t)
-	app, err = adapter.New(context.Background(), adapter.Options{AppID: id, Environment: id, Temporal: c, Redis: r, Dev: true, Functions: fns})
+	app, err = adapter.New(context.Background(), adapter.Options{AppID: id, Environment: id, Temporal: c, Redis: r, Dev: true, Functions: fns,
+		DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "events.db")})
 	if err == nil {
 		t.Cleanup(app.Close)
 		t.Cleanup(func() { testenv.DropEnvironment(id) })

@@ -47,15 +47,11 @@ func (e *accepted) asMap() map[string]any {
 	return e.mapForm
 }
 
-// storedEvent is the Redis record of an accepted event.
-type storedEvent struct {
-	Event api.Event `json:"event"`
-	Runs  []string  `json:"runs"`
-}
-
-func eventKey(id string) string { return "tempest:event:" + id }
-
-// Send accepts events from Go (structs or maps with name/data/...), as POST /e/{key} does.
+// Send accepts events from Go (structs or maps with name/data/...), as POST /e/{key} does,
+// and returns their internal ids once their runs have started: the events are in the log
+// and this process has dispatched them (so EventRuns lists the runs at once), or, when that
+// dispatch failed, the log's retry has, within ctx. An event that was already in the log
+// returns at once.
 func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
 	raws := make([]json.RawMessage, len(events))
 	for i, e := range events {
@@ -65,33 +61,40 @@ func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
 		}
 		raws[i] = b
 	}
-	return a.Ingest(ctx, "", raws)
+	now := time.Now()
+	out, p, err := a.ingest(ctx, raws, now, false, func(int) ulid.ULID { return ids.NewEventID(now) })
+	if err != nil {
+		return nil, err
+	}
+	return out, a.waitDispatched(ctx, p)
 }
 
-// Ingest validates events, starts a run for each (function, event) whose trigger matches,
-// stores the events, and returns their internal ids. It returns only when every start is
-// durable in Temporal; on error nothing should be acknowledged, and a retry with the same
-// seed is idempotent (same ids, same workflow ids). A request with one invalid event
+// Ingest validates events, writes them to the event log in one transaction and returns
+// their internal ids once that is committed: from then on every matching function gets its
+// run, exactly once, also if this process dies (another claims the dispatch from the log).
+// This process dispatches them right away. A retry with the same seed, or of events with
+// their own ids, is idempotent (same ids, same runs). A request with one invalid event
 // accepts none: the error is an *api.InputError naming the event's index.
 func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) ([]string, error) {
 	now := time.Now()
 	s, seeded := ids.ParseSeed(seed)
-	return a.ingest(ctx, raws, now, false, func(i int) ulid.ULID {
+	out, _, err := a.ingest(ctx, raws, now, false, func(i int) ulid.ULID {
 		if seeded {
 			return s.EventID(i)
 		}
 		return ids.NewEventID(now)
 	})
+	return out, err
 }
 
 // SendEvents accepts the events a run sends (step.SendEvent, and with internal set,
 // Tempest's own inngest/ system events) under ids the workflow derived, so a retried send
-// is idempotent. It implements activities.Sender.
+// is idempotent. It returns once they are in the log. It implements activities.Sender.
 func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
 	if len(eventIDs) != len(raws) {
 		return nil, fmt.Errorf("send events: %d events but %d ids", len(raws), len(eventIDs))
 	}
-	out, err := a.ingest(ctx, raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
+	out, _, err := a.ingest(ctx, raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
 	var inErr *api.InputError
 	if errors.As(err, &inErr) { // an invalid event stays invalid: do not retry
 		return nil, temporal.NewNonRetryableApplicationError(inErr.Msg, "InvalidEvent", nil)
@@ -99,7 +102,8 @@ func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs [
 	return out, err
 }
 
-func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, internal bool, idOf func(int) ulid.ULID) ([]string, error) {
+// ingest validates events, gives each its internal id and accepts them into the log.
+func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, internal bool, idOf func(int) ulid.ULID) ([]string, *pending, error) {
 	evs := make([]*accepted, len(raws))
 	for i, raw := range raws {
 		ev, err := a.validate(raw, now, internal)
@@ -107,65 +111,27 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 			if len(raws) > 1 {
 				err = fmt.Errorf("event %d: %w", i, err)
 			}
-			return nil, &api.InputError{Msg: err.Error()}
+			return nil, nil, &api.InputError{Msg: err.Error()}
 		}
 		ev.internal = idOf(i)
 		ev.received = now
 		ev.ownID = ev.ev.ID != ""
+		if err := ev.normalize(internal); err != nil {
+			return nil, nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
+		}
 		evs[i] = ev
 	}
-	// An event with its own id is the same event whenever it is sent: it takes the internal
-	// id of the first send, so its runs are the same runs.
-	if err := a.adoptEventIDs(ctx, evs); err != nil {
-		return nil, err
-	}
-	for i, ev := range evs {
-		if err := ev.normalize(internal); err != nil {
-			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
-		}
-	}
-
-	runs, err := a.admit(ctx, evs)
+	// Dedup happens in the log: an event with its own id (or a retried request's event)
+	// takes the internal id it has there, so its runs are the same runs.
+	p, err := a.accept(ctx, evs)
 	if err != nil {
-		return nil, err
-	}
-	if err := a.storeEvents(ctx, evs, runs); err != nil {
-		return nil, err
-	}
-	if err := a.deliver(ctx, evs, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.internal.String()
 	}
-	return out, nil
-}
-
-// adoptEventIDs gives each event that carries its own id the internal id of the first
-// event sent with that id within the dedup window (flowcontrol.ClaimEventIDs).
-func (a *App) adoptEventIDs(ctx context.Context, evs []*accepted) error {
-	var own []*accepted
-	var clientIDs, candidates []string
-	for _, ev := range evs {
-		if ev.ownID {
-			own = append(own, ev)
-			clientIDs = append(clientIDs, ev.ev.ID)
-			candidates = append(candidates, ev.internal.String())
-		}
-	}
-	holders, err := flowcontrol.ClaimEventIDs(ctx, a.redis, clientIDs, candidates)
-	if err != nil {
-		return err
-	}
-	for i, ev := range own {
-		id, err := ulid.Parse(holders[i])
-		if err != nil {
-			return fmt.Errorf("event id %q: stored internal id %q: %w", ev.ev.ID, holders[i], err)
-		}
-		ev.internal = id
-	}
-	return nil
+	return out, p, nil
 }
 
 // remember is how long decisions about ev are kept for a send of the same event: the
@@ -175,29 +141,6 @@ func (ev *accepted) remember() time.Duration {
 		return flowcontrol.DedupWindow
 	}
 	return flowcontrol.DecisionMemory
-}
-
-// storeEvents keeps the events (and the runs they started) for the REST API.
-func (a *App) storeEvents(ctx context.Context, evs []*accepted, runs [][]string) error {
-	pipe := a.redis.Pipeline()
-	for i, ev := range evs {
-		rec := storedEvent{Runs: runs[i], Event: api.Event{
-			InternalID: ev.internal.String(), ReceivedAt: ev.received.UTC(), ID: ev.ev.ID, Name: ev.ev.Name,
-			Data: ev.ev.Data, User: ev.ev.User, TS: ev.ev.TS, V: ev.ev.V,
-		}}
-		if rec.Runs == nil {
-			rec.Runs = []string{}
-		}
-		b, _ := json.Marshal(rec)
-		pipe.Set(ctx, eventKey(rec.Event.InternalID), b, a.opts.EventRetention)
-	}
-	if len(evs) == 0 {
-		return nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("store events: %w", err)
-	}
-	return nil
 }
 
 // runIDFor is the id of f's run for ev.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -15,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/internal/eventlog"
 )
 
 // ErrNotFound is returned for an unknown event or run.
@@ -23,33 +23,63 @@ var ErrNotFound = api.ErrNotFound
 // ErrRunFinished is returned when cancelling a run that has already ended.
 var ErrRunFinished = api.ErrRunFinished
 
-// Event returns a stored event by its internal id.
+// Event returns an event of the environment from the event log, by its internal id.
 func (a *App) Event(ctx context.Context, id string) (*api.Event, error) {
-	rec, err := a.storedEvent(ctx, id)
+	rec, err := a.logged(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &rec.Event, nil
+	ev := eventFromRecord(rec)
+	return &ev, nil
 }
 
-func (a *App) storedEvent(ctx context.Context, id string) (*storedEvent, error) {
-	b, err := a.redis.Get(ctx, eventKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
+func (a *App) logged(ctx context.Context, id string) (*eventlog.Record, error) {
+	rec, err := a.events.Get(ctx, a.opts.Environment, id)
+	if errors.Is(err, eventlog.ErrNotFound) {
 		return nil, fmt.Errorf("event %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load event %s: %w", id, err)
 	}
-	var rec storedEvent
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("decode event %s: %w", id, err)
+	return rec, nil
+}
+
+// eventFromRecord is a logged event in Inngest's REST shape.
+func eventFromRecord(rec *eventlog.Record) api.Event {
+	var in inbound
+	_ = json.Unmarshal(rec.Event, &in)
+	ev := api.Event{
+		InternalID: rec.InternalID, ReceivedAt: rec.ReceivedAt.UTC(), ID: in.ID, Name: rec.Name,
+		Data: in.Data, User: in.User, TS: in.TS, V: in.V, Runs: rec.Runs, Reason: rec.Reason,
 	}
-	return &rec, nil
+	if rec.DispatchedAt != nil {
+		t := rec.DispatchedAt.UTC()
+		ev.DispatchedAt = &t
+	}
+	if ev.Runs == nil {
+		ev.Runs = []string{}
+	}
+	return ev
+}
+
+// Events lists the environment's events from the log, newest first.
+func (a *App) Events(ctx context.Context, q api.EventQuery) ([]api.Event, error) {
+	recs, err := a.events.List(ctx, a.opts.Environment, eventlog.Filter{
+		Name: q.Name, After: q.ReceivedAfter, Before: q.ReceivedBefore, Cursor: q.Cursor, Limit: q.Limit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	out := make([]api.Event, len(recs))
+	for i := range recs {
+		out[i] = eventFromRecord(&recs[i])
+	}
+	return out, nil
 }
 
 // EventRuns returns the runs an event started.
 func (a *App) EventRuns(ctx context.Context, id string) ([]api.FunctionRun, error) {
-	rec, err := a.storedEvent(ctx, id)
+	rec, err := a.logged(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,8 @@ func TestDevChecksTheHostHeader(t *testing.T) {
 	}
 }
 
-// When Redis is down, the 500s say so in general terms: no addresses, no Go errors.
+// When Redis is down, events are still accepted (they are in the event log), and the 500s
+// of what needs Redis say so in general terms: no addresses, no Go errors.
 func TestServerErrorsExposeNoInternals(t *testing.T) {
 	t.Parallel()
 	proxy := newRedisProxy(t)
@@ -125,26 +126,25 @@ func TestServerErrorsExposeNoInternals(t *testing.T) {
 	defer srv.Close()
 	proxy.stop()
 
-	check := func(what string, code int, body string) {
-		t.Helper()
-		if code != 500 || strings.Contains(body, "127.0.0.1") || strings.Contains(body, "dial") || strings.Contains(body, "redis") {
-			t.Errorf("%s: HTTP %d %s", what, code, body)
-		}
-	}
 	resp, err := http.Post(srv.URL+"/e/k", "application/json", strings.NewReader(`{"name":"test/a"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	check("POST /e", resp.StatusCode, string(b))
-	resp, err = http.Get(srv.URL + "/v1/events/01HE8AM9DPK9N37V1RKY1DNQF5")
+	if resp.StatusCode != 200 {
+		t.Errorf("POST /e with Redis down: HTTP %d %s, want 200 (the log holds the event)", resp.StatusCode, b)
+	}
+	// A run that Temporal does not know may be a skipped run, whose record is in Redis.
+	resp, err = http.Get(srv.URL + "/v1/runs/01HE8AM9DPK9N37V1RKY1DNQF5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	check("GET /v1/events", resp.StatusCode, string(b))
+	if body := string(b); resp.StatusCode != 500 || strings.Contains(body, "127.0.0.1") || strings.Contains(body, "dial") || strings.Contains(body, "redis") {
+		t.Errorf("GET /v1/runs: HTTP %d %s", resp.StatusCode, body)
+	}
 }
 
 func get(t *testing.T, url string, h http.Header) (int, http.Header) {

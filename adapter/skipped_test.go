@@ -38,6 +38,9 @@ func TestSingletonSkippedRunInTemporal(t *testing.T) {
 	seed := fmt.Sprintf("%d,%s", time.Now().UnixMilli(), base64.StdEncoding.EncodeToString([]byte("skipped-01")))
 	body := []json.RawMessage{json.RawMessage(`{"name":"test/solo"}`)}
 	ids, err := app.Ingest(ctx, seed, body)
+	if err == nil {
+		err = app.WaitDispatched(ctx, ids...)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/api/common/v1"
 	"go.temporal.io/api/serviceerror"
@@ -29,7 +28,7 @@ func (a *App) ClaimWait(ctx context.Context, w flowcontrol.Wait, value string) (
 // deliver hands each event to the waits and cancel rules it satisfies: a wait is claimed
 // atomically, then its run is signalled (with the event's id as request id, so a retried
 // delivery is one signal) or, for a cancel rule, cancelled.
-func (a *App) deliver(ctx context.Context, evs []*accepted, received time.Time) error {
+func (a *App) deliver(ctx context.Context, evs []*accepted) error {
 	qs := make([]flowcontrol.Query, len(evs))
 	for i, ev := range evs {
 		qs[i] = flowcontrol.Query{Name: ev.ev.Name, Lookup: func(path string) (any, bool) { return flowcontrol.Lookup(ev.asMap(), path) }}
@@ -40,7 +39,7 @@ func (a *App) deliver(ctx context.Context, evs []*accepted, received time.Time) 
 	}
 	for i, ev := range evs {
 		for _, w := range cands[i] {
-			if w.Created > received.UnixMilli() || (w.Kind == flowcontrol.KindCancel && w.TriggerID == ev.internal.String()) {
+			if w.Created > ev.received.UnixMilli() || (w.Kind == flowcontrol.KindCancel && w.TriggerID == ev.internal.String()) {
 				continue // the wait began after this event arrived, or it is the run's own trigger
 			}
 			if !a.waitIf(w, ev) {

@@ -74,6 +74,7 @@ func New(b Backend, cfg Config) http.Handler {
 	r.OPTIONS("/e/:key", anyOrigin)
 	r.POST("/e/:key", anyOrigin, h.receiveEvent)
 	v1 := r.Group("/v1", h.auth)
+	v1.GET("/events", h.listEvents)
 	v1.GET("/events/:id", h.getEvent)
 	v1.GET("/events/:id/runs", h.getEventRuns)
 	v1.GET("/runs/:id", h.getRun)

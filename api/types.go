@@ -17,6 +17,8 @@ type Backend interface {
 	// A *InputError means the request is at fault (HTTP 400).
 	Ingest(ctx context.Context, seed string, events []json.RawMessage) ([]string, error)
 	Event(ctx context.Context, id string) (*Event, error)
+	// Events lists events newest first.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
 	EventRuns(ctx context.Context, id string) ([]FunctionRun, error)
 	Run(ctx context.Context, id string) (*FunctionRun, error)
 	CancelRun(ctx context.Context, id string) error
@@ -96,6 +98,22 @@ type Event struct {
 	User       json.RawMessage `json:"user,omitempty"`
 	TS         int64           `json:"ts"`
 	V          string          `json:"v,omitempty"`
+	// Runs are the ids of the runs the event started (for a debounced or batched event, its
+	// buffer's run); empty until it is dispatched.
+	Runs []string `json:"runs"`
+	// Reason says why a dispatched event started no run: "no matching function", "rate
+	// limited", "deduplicated by idempotency key", "duplicate".
+	Reason string `json:"reason,omitempty"`
+	// DispatchedAt is when its runs were started; absent while it waits in the log.
+	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
+}
+
+// EventQuery filters GET /v1/events.
+type EventQuery struct {
+	Name                          string
+	ReceivedAfter, ReceivedBefore time.Time // zero: unbounded
+	Cursor                        string    // an internal id: events older than it
+	Limit                         int
 }
 
 // CancellationRequest is the body of POST /v1/cancellations.

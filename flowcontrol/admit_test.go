@@ -144,34 +144,6 @@ func TestRetriedDecisions(t *testing.T) {
 	}
 }
 
-// Every send of an event id gets the internal id of the first, also concurrently.
-func TestClaimEventIDs(t *testing.T) {
-	t.Parallel()
-	rdb := redisClient(t)
-	ctx := context.Background()
-	id := fn(t) + "-order-1"
-	var wg sync.WaitGroup
-	got := make([]string, 20)
-	for i := range got {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := flowcontrol.ClaimEventIDs(ctx, rdb, []string{id, id + "-other"}, []string{fmt.Sprint("cand-", i), fmt.Sprint("other-", i)})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			got[i] = out[0]
-		}()
-	}
-	wg.Wait()
-	for _, g := range got {
-		if g != got[0] {
-			t.Fatalf("claims of one event id disagree: %v", got)
-		}
-	}
-}
-
 // Two processes (two Redis clients) hammering one function keep every limit exact.
 func TestLimitsExactAcrossProcesses(t *testing.T) {
 	t.Parallel()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -154,9 +155,19 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	defer rw.Stop()
 
-	// Tempest: one function with one step, events over HTTP like any client.
+	// Tempest: one function with one step, events over HTTP like any client. Its event log
+	// is $DATABASE_URL, else a SQLite file of this run's own.
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		dir, err := os.MkdirTemp("", "tempest-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dbURL = "sqlite:" + filepath.Join(dir, "events.db")
+	}
 	app, err := adapter.New(ctx, adapter.Options{AppID: "bench", Environment: "tempest-bench", Temporal: tc, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		DatabaseURL: dbURL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
@@ -201,7 +212,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	// The split shape: a second app whose worker this process's API has no eager path to
 	// (its own client), as when gateways and workers run apart.
 	split, err := adapter.New(ctx, adapter.Options{AppID: "bench-split", Environment: "tempest-bench", Temporal: tc, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Worker: cfg.splitWorker()})
+		DatabaseURL: dbURL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Worker: cfg.splitWorker()})
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -141,10 +143,28 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	if err != nil {
 		return fmt.Errorf("event API port: %w", err)
 	}
+	// The event log: $DATABASE_URL, else SQLite next to Temporal's (a temporary file with
+	// --in-memory, removed when dev stops).
+	dbURL, logDesc := os.Getenv("DATABASE_URL"), "DATABASE_URL"
+	if dbURL == "" {
+		dir := cfg.DataDir
+		if cfg.InMemory {
+			if dir, err = os.MkdirTemp("", "tempest-dev-"); err != nil {
+				ln.Close()
+				return err
+			}
+			defer os.RemoveAll(dir)
+		} else if err := os.MkdirAll(dir, 0o755); err != nil {
+			ln.Close()
+			return err
+		}
+		dbURL = "sqlite:" + filepath.Join(dir, "events.db")
+		logDesc = "SQLite " + filepath.Join(dir, "events.db")
+	}
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: "tempest-dev", TemporalAddress: srv.Address(), Namespace: srv.Namespace(), Redis: rdb,
 		Dev: true, MaxEventSize: cfg.MaxEventSize, MaxRequestSize: cfg.MaxRequestSize, EventRetention: cfg.Retention,
-		Logger: slog.New(slog.NewTextHandler(out, nil)),
+		DatabaseURL: dbURL, Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
 		ln.Close()
@@ -172,6 +192,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	if st.UIURL != "" {
 		fmt.Fprintf(out, "  Web UI:      %s/namespaces/%s/workflows\n", st.UIURL, srv.Namespace())
 	}
+	fmt.Fprintf(out, "  Event log:   %s\n", logDesc)
 	fmt.Fprintf(out, "  Redis:       %s\n", redisDesc)
 	fmt.Fprintf(out, "  Functions:   tempest-dev-hello-world (demo/hello.world), tempest-dev-charge (demo/charge.requested)\n")
 	fmt.Fprintf(out, "Try: curl -s %s/e/dev -d '{\"name\":\"demo/hello.world\",\"data\":{\"name\":\"Ada\"}}'\n", st.APIURL)
@@ -246,7 +267,16 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "Tempest serve: gateway on %s for the apps of environment %q, Temporal %s namespace %q\n",
 			ln.Addr(), o.Environment, o.TemporalAddress, o.Namespace)
 	}
+	fmt.Fprintf(out, "  event log: %s\n", redacted(o.DatabaseURL))
 	return app.ServeListener(ctx, ln)
+}
+
+// redacted is a database URL without its password.
+func redacted(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // workerCmd runs the example functions' worker against TEMPORAL_ADDRESS and REDIS_URL: an

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ func serveEnv(t *testing.T, eventKey string) {
 	t.Setenv("INNGEST_SIGNING_KEY", "")
 	t.Setenv("TEMPEST_INSECURE_NO_AUTH", "")
 	t.Setenv("INNGEST_DEV", "")
+	t.Setenv("DATABASE_URL", "sqlite:"+filepath.Join(t.TempDir(), "events.db"))
 }
 
 // serve refuses to start without an event key, or without a signing key unless told to
@@ -112,7 +115,8 @@ func TestServeIsAGateway(t *testing.T) {
 	t.Setenv("INNGEST_SIGNING_KEY", "sk")
 	env := fmt.Sprintf("gateway-test-%d", time.Now().UnixNano())
 	t.Setenv("TEMPEST_ENVIRONMENT", env)
-	app := testenv.App(t, func(o *adapter.Options) { o.Environment = env })
+	// The app shares the gateway's event log, to read what the gateway dispatched.
+	app := testenv.App(t, func(o *adapter.Options) { o.Environment, o.DatabaseURL = env, os.Getenv("DATABASE_URL") })
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "hello"}, adapter.EventTrigger("gw/hello", nil),
 		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
 			return step.Run(ctx, "greet", func(context.Context) (string, error) { return "hi", nil })
@@ -135,6 +139,9 @@ func TestServeIsAGateway(t *testing.T) {
 	resp.Body.Close()
 	if len(sent.IDs) != 1 {
 		t.Fatalf("send: %d %+v", resp.StatusCode, sent)
+	}
+	if err := app.WaitDispatched(context.Background(), sent.IDs[0]); err != nil {
+		t.Fatal(err)
 	}
 	runs, err := app.EventRuns(context.Background(), sent.IDs[0])
 	if err != nil || len(runs) != 1 || runs[0].FunctionID != app.AppID()+"-hello" {

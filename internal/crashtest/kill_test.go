@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -178,7 +179,9 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	p := startChild(t, addr, temporal, appID)
+	// The event log survives the kills: one SQLite file, as tempest dev keeps it.
+	dbURL := sqliteLog(t)
+	p := startChild(t, addr, temporal, appID, "DATABASE_URL="+dbURL)
 
 	const events, kills = 600, 3
 	load := sendLoad(addr, appID, events, 5*time.Second)
@@ -187,16 +190,19 @@ func TestKilledProcessLosesNoAcknowledgedEvent(t *testing.T) {
 		load.waitAcked(int64((k + 1) * events / (kills + 2)))
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		p = startChild(t, addr, temporal, appID)
+		p = startChild(t, addr, temporal, appID, "DATABASE_URL="+dbURL)
 	}
 	acks, retries := load.wait()
 
 	// Check from a process of our own on the same Redis and Temporal.
 	_, rdb := testenv.Services(t)
-	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d kills of the Tempest process (%d retried requests)", kills, retries))
+	checkRuns(t, tc, rdb, appID, dbURL, acks, fmt.Sprintf("through %d kills of the Tempest process (%d retried requests)", kills, retries))
 }
 
 type ack struct{ clientID, internal string }
+
+// sqliteLog is an event log file of the test's own.
+func sqliteLog(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "events.db") }
 
 // load is senders posting events with their own ids and no seed, each retried until it is
 // answered 200.
@@ -266,21 +272,21 @@ func (l *load) wait() ([]ack, int64) {
 
 // checkRuns fails the test unless every acknowledged event lists a completed run in each
 // function.
-func checkRuns(t *testing.T, tc client.Client, rdb redis.UniversalClient, appID string, acks []ack, how string) {
+func checkRuns(t *testing.T, tc client.Client, rdb redis.UniversalClient, appID, dbURL string, acks []ack, how string) {
 	t.Helper()
-	lost, partial := missingRuns(t, newChecker(t, tc, rdb, appID), tc, acks)
+	lost, partial := missingRuns(t, newChecker(t, tc, rdb, appID, dbURL), tc, acks)
 	t.Logf("%d events acknowledged %s: %d without runs, %d with only some of their runs", len(acks), how, lost, partial)
 	if lost+partial > 0 {
 		t.Fatalf("%d acknowledged events have no run, %d miss a function's run", lost, partial)
 	}
 }
 
-// newChecker is a process of our own in env, on the same Redis and Temporal, that reads
-// events and runs over the REST backend.
-func newChecker(t *testing.T, tc client.Client, rdb redis.UniversalClient, env string) *adapter.App {
+// newChecker is a process of our own in env, on the same Redis, Temporal and event log,
+// that reads events and runs over the REST backend.
+func newChecker(t *testing.T, tc client.Client, rdb redis.UniversalClient, env, dbURL string) *adapter.App {
 	t.Helper()
 	checker, err := adapter.New(context.Background(), adapter.Options{AppID: env + "-checker", Environment: env, Temporal: tc, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.DiscardHandler)})
+		DatabaseURL: dbURL, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +301,22 @@ func missingRuns(t *testing.T, checker *adapter.App, tc client.Client, acks []ac
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, a := range acks {
+		// An event a killed process accepted but did not dispatch waits for its lease to
+		// expire; then another process dispatches it from the log.
+		for {
+			ev, err := checker.Event(ctx, a.internal)
+			if err != nil {
+				t.Fatalf("event %s (%s) acknowledged but not in the log: %v", a.clientID, a.internal, err)
+			}
+			if ev.DispatchedAt != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("event %s (%s) is still not dispatched", a.clientID, a.internal)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		runs, err := checker.EventRuns(ctx, a.internal)
 		if err != nil {
 			t.Fatalf("event %s (%s): %v", a.clientID, a.internal, err)

@@ -76,7 +76,8 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() }) // after the app that uses it
 	appID := fmt.Sprintf("redis-crash-%d", time.Now().UnixNano()%1e9)
-	addr := serveInProcess(t, appID, tc, rdb)
+	dbURL := sqliteLog(t)
+	addr := serveInProcess(t, appID, tc, rdb, dbURL)
 
 	const events, kills = 400, 2
 	load := sendLoad(addr, appID, events, 5*time.Second)
@@ -87,15 +88,15 @@ func TestKilledRedisLosesNoAcknowledgedEvent(t *testing.T) {
 		rs.start()
 	}
 	acks, retries := load.wait()
-	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d kills of Redis (%d retried requests)", kills, retries))
+	checkRuns(t, tc, rdb, appID, dbURL, acks, fmt.Sprintf("through %d kills of Redis (%d retried requests)", kills, retries))
 }
 
 // serveInProcess runs, in the test process, an app with both functions (its worker and
 // its event API) on tc and rdb until the test ends; it returns the API's address.
-func serveInProcess(t *testing.T, appID string, tc client.Client, rdb redis.UniversalClient) string {
+func serveInProcess(t *testing.T, appID string, tc client.Client, rdb redis.UniversalClient, dbURL string) string {
 	t.Helper()
 	app, err := adapter.New(context.Background(), adapter.Options{AppID: appID, Environment: appID, Temporal: tc, Redis: rdb, Dev: true,
-		Logger: slog.New(slog.DiscardHandler)})
+		DatabaseURL: dbURL, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

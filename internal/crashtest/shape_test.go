@@ -71,11 +71,18 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The event log every gateway and app of the environment shares.
+	logURL := *pg
+	logURL.Path = "/" + db + "_events"
+	admin := *pg
+	admin.Path = "/postgres"
+	if out, err := exec.Command("psql", admin.String(), "-qc", "CREATE DATABASE "+db+"_events").CombinedOutput(); err != nil {
+		t.Fatalf("create the event log's database: %v %s", err, out)
+	}
+	dbEnv := "DATABASE_URL=" + logURL.String()
 	t.Cleanup(func() {
 		srv.Stop()
-		admin := *pg
-		admin.Path = "/postgres"
-		for _, name := range []string{db, db + "_visibility"} {
+		for _, name := range []string{db, db + "_visibility", db + "_events"} {
 			_ = exec.Command("psql", admin.String(), "-qc", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)").Run()
 		}
 	})
@@ -83,13 +90,13 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	env := fmt.Sprintf("shape-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() { testenv.DropEnvironment(env) })
 	envVar := envEnv + "=" + env
-	startChild(t, "", temporal, env+"-shop", envVar, envFunctions+"=left")
+	startChild(t, "", temporal, env+"-shop", envVar, dbEnv, envFunctions+"=left")
 	// Two worker processes of the mail app: its concurrency limit holds across both.
-	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited,throttled")
-	startChild(t, "", temporal, env+"-mail", envVar, envFunctions+"=right,limited,exclusive,unlimited,throttled")
+	startChild(t, "", temporal, env+"-mail", envVar, dbEnv, envFunctions+"=right,limited,exclusive,unlimited,throttled")
+	startChild(t, "", temporal, env+"-mail", envVar, dbEnv, envFunctions+"=right,limited,exclusive,unlimited,throttled")
 	gateways := []string{freeAddr(t), freeAddr(t)}
-	g0 := startChild(t, gateways[0], temporal, env+"-gw", envVar, envFunctions+"=none")
-	startChild(t, gateways[1], temporal, env+"-gw", envVar, envFunctions+"=none")
+	g0 := startChild(t, gateways[0], temporal, env+"-gw", envVar, dbEnv, envFunctions+"=none")
+	startChild(t, gateways[1], temporal, env+"-gw", envVar, dbEnv, envFunctions+"=none")
 
 	const events, throttled = 400, 12
 	sendNamedTo(t, gateways, "crash/limited", 30)
@@ -99,7 +106,7 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	load.waitAcked(events / 3)
 	_ = g0.cmd.Process.Kill()
 	<-g0.done
-	startChild(t, gateways[0], temporal, env+"-gw", envVar, envFunctions+"=none")
+	startChild(t, gateways[0], temporal, env+"-gw", envVar, dbEnv, envFunctions+"=none")
 	acks, retries := load.wait()
 
 	tc, err := client.Dial(client.Options{HostPort: temporal, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
@@ -108,7 +115,7 @@ func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	defer tc.Close()
 	_, rdb := testenv.Services(t)
-	checker := newChecker(t, tc, rdb, env)
+	checker := newChecker(t, tc, rdb, env, logURL.String())
 	lost, partial := missingRuns(t, checker, tc, acks)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

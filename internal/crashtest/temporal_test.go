@@ -87,7 +87,8 @@ func TestTemporalOutageLosesNoAcknowledgedEvent(t *testing.T) {
 	t.Cleanup(via.Close) // after the app that uses it
 	appID := fmt.Sprintf("temporal-outage-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() { testenv.DropEnvironment(appID) })
-	addr := serveInProcess(t, appID, via, rdb)
+	dbURL := sqliteLog(t)
+	addr := serveInProcess(t, appID, via, rdb, dbURL)
 
 	const events, outages = 400, 2
 	// Clients give up after 1 s, inside the 1.5 s outage: ingests are cut between their
@@ -100,5 +101,5 @@ func TestTemporalOutageLosesNoAcknowledgedEvent(t *testing.T) {
 		o.set(false)
 	}
 	acks, retries := load.wait()
-	checkRuns(t, tc, rdb, appID, acks, fmt.Sprintf("through %d Temporal outages (%d retried requests)", outages, retries))
+	checkRuns(t, tc, rdb, appID, dbURL, acks, fmt.Sprintf("through %d Temporal outages (%d retried requests)", outages, retries))
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +93,9 @@ func App(t testing.TB, mod func(*adapter.Options)) *adapter.App {
 	}
 	if mod != nil {
 		mod(&opts)
+	}
+	if opts.DatabaseURL == "" { // each test app logs its events in a file of its own
+		opts.DatabaseURL = "sqlite:" + filepath.Join(t.TempDir(), "events.db")
 	}
 	app, err := adapter.New(context.Background(), opts)
 	if err != nil {

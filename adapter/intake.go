@@ -1,0 +1,305 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/tempestrun/tempest/internal/eventlog"
+)
+
+// The intake: an accepted event is written to the event log (internal/eventlog) and
+// acknowledged once committed; the process that accepted it dispatches it at once (the
+// start path, admission.go), and every process claims what no one dispatched (a process
+// that died, a dispatch that failed) from the log.
+const (
+	// dispatchLease is how long a process owns the dispatch of the events it accepted or
+	// claimed; past it, another process takes them over.
+	dispatchLease = 10 * time.Second
+	// dispatchTimeout bounds one dispatch attempt, inside the lease.
+	dispatchTimeout = 8 * time.Second
+	// dispatchRetry is how soon a failed dispatch is claimed again.
+	dispatchRetry = time.Second
+	// claimEvery is how often each process looks for events left undispatched.
+	claimEvery = time.Second
+	// dispatchBatch caps the events dispatched together (one rate-limit round trip, one
+	// throttle round trip, then the starts).
+	dispatchBatch = 500
+	// expireEvery is how often retention deletes expired events, expireBatch rows at a time.
+	expireEvery = 10 * time.Minute
+	expireBatch = 1000
+)
+
+// pending is a request's new events waiting for their dispatch; done is closed when the
+// dispatch has run (err says whether it failed: the log retries it).
+type pending struct {
+	evs  []*accepted
+	done chan struct{}
+	err  error
+}
+
+// intake owns the dispatch loops of one App.
+type intake struct {
+	queue chan *pending
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// accept writes evs to the log in one transaction and hands the new ones to this process's
+// dispatcher. An event already in the log (the same client id within 24 h, or a retried
+// request with the same seed) takes the internal id it has there and is not dispatched
+// again: its first acceptance was. It returns the request's pending dispatch (nil when
+// nothing is new).
+func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
+	recs := make([]eventlog.Record, len(evs))
+	for i, ev := range evs {
+		recs[i] = eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
+		if ev.ownID {
+			recs[i].ClientID = ev.ev.ID
+		}
+	}
+	out, err := a.events.Append(ctx, a.opts.Environment, recs, time.Now().Add(dispatchLease))
+	if err != nil {
+		return nil, fmt.Errorf("write events to the log: %w", err)
+	}
+	var fresh []*accepted
+	for i, ev := range evs {
+		if !out[i].New {
+			id, err := ulid.Parse(out[i].InternalID)
+			if err != nil {
+				return nil, fmt.Errorf("event log: stored internal id %q: %w", out[i].InternalID, err)
+			}
+			ev.internal = id
+			continue
+		}
+		fresh = append(fresh, ev)
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	p := &pending{evs: fresh, done: make(chan struct{})}
+	select {
+	case a.intake.queue <- p:
+	default:
+		// The dispatcher is behind: the events are safe in the log, and its lease expiring
+		// hands them to the claim loop of some process.
+		close(p.done)
+		p.err = errors.New("dispatcher busy: the events are dispatched from the log")
+	}
+	return p, nil
+}
+
+// logDispatched lists an event that was dispatched outside the log (a cron tick's).
+func (a *App) logDispatched(ctx context.Context, ev *accepted, run string) error {
+	rec := eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
+	if _, err := a.events.Append(ctx, a.opts.Environment, []eventlog.Record{rec}, time.Now().Add(dispatchLease)); err != nil {
+		return fmt.Errorf("write event to the log: %w", err)
+	}
+	d := eventlog.Dispatch{InternalID: rec.InternalID}
+	if run != "" {
+		d.Runs = []string{run}
+	} else {
+		d.Reason = ReasonRateLimited
+	}
+	return a.events.Dispatched(ctx, []eventlog.Dispatch{d})
+}
+
+// startIntake starts the dispatcher of this process's accepted events, the claim loop and
+// retention; Close stops them.
+func (a *App) startIntake() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.intake = &intake{queue: make(chan *pending, 4096), stop: cancel}
+	a.intake.wg.Add(3)
+	go func() { defer a.intake.wg.Done(); a.dispatchLoop(ctx) }()
+	go func() { defer a.intake.wg.Done(); a.claimLoop(ctx) }()
+	go func() { defer a.intake.wg.Done(); a.expireLoop(ctx) }()
+}
+
+func (a *App) stopIntake() {
+	if a.intake != nil {
+		a.intake.stop()
+		a.intake.wg.Wait()
+	}
+}
+
+// dispatchLoop dispatches accepted events in the order they were committed, as many
+// requests together as have queued (up to dispatchBatch events), so a burst of small
+// requests shares round trips.
+func (a *App) dispatchLoop(ctx context.Context) {
+	for {
+		var group []*pending
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-a.intake.queue:
+			group = append(group, p)
+		}
+		n := len(group[0].evs)
+	more:
+		for n < dispatchBatch {
+			select {
+			case p := <-a.intake.queue:
+				group = append(group, p)
+				n += len(p.evs)
+			default:
+				break more
+			}
+		}
+		var evs []*accepted
+		for _, p := range group {
+			evs = append(evs, p.evs...)
+		}
+		err := a.dispatch(ctx, evs)
+		for _, p := range group {
+			p.err = err
+			close(p.done)
+		}
+	}
+}
+
+// claimLoop dispatches the environment's events that no process dispatched: accepted by a
+// process that died, or whose dispatch failed.
+func (a *App) claimLoop(ctx context.Context) {
+	t := time.NewTicker(claimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			recs, err := a.events.Claim(ctx, a.opts.Environment, dispatchBatch, time.Now().Add(dispatchLease))
+			if err != nil {
+				a.log.Warn("event log: claiming undispatched events failed", "err", err)
+				break
+			}
+			if len(recs) == 0 {
+				break
+			}
+			evs := make([]*accepted, 0, len(recs))
+			for _, r := range recs {
+				ev, err := fromRecord(r)
+				if err != nil { // cannot happen for what accept wrote; keep it out of the way
+					a.log.Error("event log: unreadable event, marked dispatched without runs", "event", r.InternalID, "err", err)
+					_ = a.events.Dispatched(ctx, []eventlog.Dispatch{{InternalID: r.InternalID, Reason: "unreadable: " + err.Error()}})
+					continue
+				}
+				evs = append(evs, ev)
+			}
+			if err := a.dispatch(ctx, evs); err != nil {
+				break
+			}
+		}
+	}
+}
+
+// dispatch runs the start path for evs, hands them to the waits and cancel rules they
+// match, and records the outcome in the log. On failure the events are released for a
+// retry a moment later (every step of dispatch is idempotent).
+func (a *App) dispatch(ctx context.Context, evs []*accepted) error {
+	dctx, cancel := context.WithTimeout(ctx, dispatchTimeout)
+	defer cancel()
+	runs, reasons, err := a.admit(dctx, evs)
+	if err == nil {
+		err = a.deliver(dctx, evs)
+	}
+	if err == nil {
+		ds := make([]eventlog.Dispatch, len(evs))
+		for i, ev := range evs {
+			ds[i] = eventlog.Dispatch{InternalID: ev.internal.String(), Runs: runs[i], Reason: reasons[i]}
+		}
+		err = a.events.Dispatched(dctx, ds)
+	}
+	if err != nil {
+		ids := make([]string, len(evs))
+		for i, ev := range evs {
+			ids[i] = ev.internal.String()
+		}
+		a.log.Warn("dispatch failed; retried from the event log", "events", len(evs), "err", err)
+		if rerr := a.events.Retry(context.WithoutCancel(ctx), ids, time.Now().Add(dispatchRetry)); rerr != nil {
+			a.log.Warn("event log: releasing the failed dispatch failed; its lease expires", "err", rerr)
+		}
+	}
+	return err
+}
+
+// fromRecord is a logged event as the start path takes it.
+func fromRecord(r eventlog.Record) (*accepted, error) {
+	id, err := ulid.Parse(r.InternalID)
+	if err != nil {
+		return nil, err
+	}
+	ev := &accepted{internal: id, received: r.ReceivedAt, norm: r.Event, ownID: r.ClientID != ""}
+	if err := json.Unmarshal(r.Event, &ev.ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// expireLoop deletes events older than the retention, in bounded batches.
+func (a *App) expireLoop(ctx context.Context) {
+	t := time.NewTicker(expireEvery)
+	defer t.Stop()
+	for {
+		if _, err := a.events.Expire(ctx, time.Now().Add(-a.opts.EventRetention), expireBatch); err != nil && ctx.Err() == nil {
+			a.log.Warn("event log: retention failed; retried later", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// waitDispatched waits until the events of p have been dispatched by this process, or by
+// the log's retry after a failed attempt (polling the log), within ctx.
+func (a *App) waitDispatched(ctx context.Context, p *pending) error {
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if p.err == nil {
+		return nil
+	}
+	ids := make([]string, len(p.evs))
+	for i, ev := range p.evs {
+		ids[i] = ev.internal.String()
+	}
+	return a.WaitDispatched(ctx, ids...)
+}
+
+// WaitDispatched waits until the events (by internal id) have been dispatched, by any
+// process: their runs are started and listed. Ingest returns at commit; this is for a
+// caller that needs the runs next (Send waits by itself).
+func (a *App) WaitDispatched(ctx context.Context, ids ...string) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for _, id := range ids {
+		for {
+			ev, err := a.Event(ctx, id)
+			if err != nil {
+				return err
+			}
+			if ev.DispatchedAt != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("event %s is not dispatched yet: %w", id, ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+	return nil
+}
