@@ -38,9 +38,10 @@ const (
 // pending is a request's new events waiting for their dispatch; done is closed when the
 // dispatch has run (err says whether it failed: the log retries it).
 type pending struct {
-	evs  []*accepted
-	done chan struct{}
-	err  error
+	evs    []*accepted
+	leased time.Time // when its lease began
+	done   chan struct{}
+	err    error
 }
 
 // intake owns the dispatch loops of one App.
@@ -63,7 +64,8 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 			recs[i].ClientID = ev.ev.ID
 		}
 	}
-	out, err := a.events.Append(ctx, a.opts.Environment, recs, time.Now().Add(dispatchLease))
+	leased := time.Now()
+	out, err := a.events.Append(ctx, a.opts.Environment, recs, leased.Add(dispatchLease))
 	if err != nil {
 		return nil, fmt.Errorf("write events to the log: %w", err)
 	}
@@ -82,12 +84,13 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	p := &pending{evs: fresh, done: make(chan struct{})}
+	p := &pending{evs: fresh, leased: leased, done: make(chan struct{})}
 	select {
 	case a.intake.queue <- p:
 	default:
-		// The dispatcher is behind: the events are safe in the log, and its lease expiring
-		// hands them to the claim loop of some process.
+		// The dispatcher is far behind: the events are safe in the log; give up their lease
+		// so that the claim loop of any process takes them.
+		_ = a.events.Retry(ctx, idsOf(fresh), time.Now())
 		close(p.done)
 		p.err = errors.New("dispatcher busy: the events are dispatched from the log")
 	}
@@ -151,8 +154,16 @@ func (a *App) dispatchLoop(ctx context.Context) {
 			}
 		}
 		var evs []*accepted
+		stale := false
 		for _, p := range group {
 			evs = append(evs, p.evs...)
+			stale = stale || time.Since(p.leased) > dispatchLease/2
+		}
+		if stale {
+			// Queued behind a backlog: renew the lease so the claim loops leave these
+			// events to this dispatch (a renewal that fails only risks a second,
+			// idempotent dispatch).
+			_ = a.events.Retry(ctx, idsOf(evs), time.Now().Add(dispatchLease))
 		}
 		err := a.dispatch(ctx, evs)
 		for _, p := range group {
@@ -217,12 +228,8 @@ func (a *App) dispatch(ctx context.Context, evs []*accepted) error {
 		err = a.events.Dispatched(dctx, ds)
 	}
 	if err != nil {
-		ids := make([]string, len(evs))
-		for i, ev := range evs {
-			ids[i] = ev.internal.String()
-		}
 		a.log.Warn("dispatch failed; retried from the event log", "events", len(evs), "err", err)
-		if rerr := a.events.Retry(context.WithoutCancel(ctx), ids, time.Now().Add(dispatchRetry)); rerr != nil {
+		if rerr := a.events.Retry(context.WithoutCancel(ctx), idsOf(evs), time.Now().Add(dispatchRetry)); rerr != nil {
 			a.log.Warn("event log: releasing the failed dispatch failed; its lease expires", "err", rerr)
 		}
 	}
@@ -272,11 +279,15 @@ func (a *App) waitDispatched(ctx context.Context, p *pending) error {
 	if p.err == nil {
 		return nil
 	}
-	ids := make([]string, len(p.evs))
-	for i, ev := range p.evs {
+	return a.WaitDispatched(ctx, idsOf(p.evs)...)
+}
+
+func idsOf(evs []*accepted) []string {
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
 		ids[i] = ev.internal.String()
 	}
-	return a.WaitDispatched(ctx, ids...)
+	return ids
 }
 
 // WaitDispatched waits until the events (by internal id) have been dispatched, by any
