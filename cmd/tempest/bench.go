@@ -49,6 +49,8 @@ type benchConfig struct {
 	SplitPollers int
 	// QueuePollRPS of the embedded server (devserver.Options.QueuePollRPS).
 	QueuePollRPS int
+	// Intake configures the intake phase (bench_intake.go; off by default).
+	Intake intakeConfig
 }
 
 func (c benchConfig) splitWorker() worker.Options {
@@ -124,6 +126,7 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&cfg.SlotStep, "slot-step", 300*time.Millisecond, "step duration in the hand-off phase")
 	fs.IntVar(&cfg.SplitPollers, "split-pollers", 0, "workflow-task pollers of the worker-apart app (0: the SDK's default)")
 	fs.IntVar(&cfg.QueuePollRPS, "queue-poll-rps", DefaultQueuePollRPS, "the embedded server's history queue reads per second, as tempest dev --queue-poll-rps (20 is Temporal's default)")
+	cfg.Intake.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -237,6 +240,11 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		}); err != nil {
 		return err
 	}
+	if cfg.Intake.On {
+		if err := prepareIntake(app, cfg.Intake); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -285,6 +293,9 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	if _, err := phase(ctx, "warm-tempest", 20, 4, &tempestMarks, sendEvent); err != nil {
 		return err
+	}
+	if cfg.Intake.On { // the intake phase instead of the others (bench_intake.go)
+		return intakePhase(ctx, cfg.Intake, app, "http://"+ln.Addr().String(), dbURL, out)
 	}
 	idleRSS := rssMB()
 
