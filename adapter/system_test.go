@@ -123,7 +123,11 @@ func TestStepSendEvent(t *testing.T) {
 	if err != nil || ev.Name != "test/sent" {
 		t.Fatalf("sent event %v %v", ev, err)
 	}
-	// A retried send (same derived ids) is accepted and starts nothing new.
+	// A retried send (same derived ids) is accepted and starts nothing new. step.SendEvent
+	// returns at commit: the run is listed once the dispatch is recorded.
+	if err := app.WaitDispatched(context.Background(), sent[0]); err != nil {
+		t.Fatal(err)
+	}
 	runs := runsOf(t, app, sent[0])
 	if len(runs) != 1 {
 		t.Fatalf("%d runs", len(runs))
