@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,14 +55,7 @@ func (a *App) admit(ctx context.Context, evs []*accepted) (runs [][]string, reas
 			all = append(all, &candidate{fn: f, run: runIDFor(f, ev), evs: []*accepted{ev}, at: i})
 		}
 	}
-	cs, err := a.rateLimit(ctx, all)
-	if err != nil {
-		return nil, nil, err
-	}
-	if cs, err = a.bufferEvents(ctx, cs); err != nil {
-		return nil, nil, err
-	}
-	if err := a.startAdmitted(ctx, cs); err != nil {
+	if err := a.admitCandidates(ctx, all); err != nil {
 		return nil, nil, err
 	}
 	runs, reasons = make([][]string, len(evs)), make([]string, len(evs))
@@ -69,21 +63,41 @@ func (a *App) admit(ctx context.Context, evs []*accepted) (runs [][]string, reas
 		reasons[i] = ReasonNoFunction
 	}
 	for _, c := range all {
-		if c.listed != "" && !slices.Contains(runs[c.at], c.listed) {
-			runs[c.at] = append(runs[c.at], c.listed)
-		}
-		if reasons[c.at] == ReasonNoFunction || reasons[c.at] == "" {
-			reasons[c.at] = c.dropped
+		switch {
+		case c.listed != "":
+			if !slices.Contains(runs[c.at], c.listed) {
+				runs[c.at] = append(runs[c.at], c.listed)
+			}
+		case reasons[c.at] == ReasonNoFunction: // the first candidate's reason is the event's
+			reasons[c.at] = cmp.Or(c.dropped, ReasonDuplicate)
 		}
 	}
 	for i := range evs {
 		if len(runs[i]) > 0 {
 			reasons[i] = ""
-		} else if reasons[i] == "" {
-			reasons[i] = ReasonDuplicate
 		}
 	}
 	return runs, reasons, nil
+}
+
+// startOne takes one event for f through the start path (a cron tick's, which no event
+// trigger routes); it returns the id to list under the event ("" none).
+func (a *App) startOne(ctx context.Context, f *function, ev *accepted) (string, error) {
+	c := &candidate{fn: f, run: runIDFor(f, ev), evs: []*accepted{ev}}
+	err := a.admitCandidates(ctx, []*candidate{c})
+	return c.listed, err
+}
+
+// admitCandidates is the start path after routing: rate limit, buffers, then the rest.
+func (a *App) admitCandidates(ctx context.Context, cs []*candidate) error {
+	cs, err := a.rateLimit(ctx, cs)
+	if err == nil {
+		cs, err = a.bufferEvents(ctx, cs)
+	}
+	if err == nil {
+		err = a.startAdmitted(ctx, cs)
+	}
+	return err
 }
 
 // Why an event started no run, as GET /v1/events lists it.

@@ -149,20 +149,13 @@ func (a *App) buffer(ctx context.Context, f *function, ev *accepted) (string, er
 // flusher starts the runs of due buffers until ctx is done. Every process runs one; the
 // claims' leases keep two from starting a buffer's run twice.
 func (a *App) flusher(ctx context.Context) {
-	t := time.NewTicker(flushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, flushEvery, func() {
 		for _, f := range a.routes.Load().buffered {
 			if err := a.flush(ctx, f); err != nil && ctx.Err() == nil {
 				a.log.Warn("flush failed; retried when its lease expires", "function", f.slug, "err", err)
 			}
 		}
-	}
+	})
 }
 
 // flush claims f's due buffers and starts their runs.

@@ -176,20 +176,6 @@ func (a *App) match(ev *accepted) []*function {
 	return out
 }
 
-// startOne takes one event for f through the start path; it returns the id to list under
-// the event ("" none).
-func (a *App) startOne(ctx context.Context, f *function, ev *accepted) (string, error) {
-	c := &candidate{fn: f, run: runIDFor(f, ev), evs: []*accepted{ev}}
-	cs, err := a.rateLimit(ctx, []*candidate{c})
-	if err == nil {
-		cs, err = a.bufferEvents(ctx, cs)
-	}
-	if err == nil {
-		err = a.startAdmitted(ctx, cs)
-	}
-	return c.listed, err
-}
-
 // shorten cuts s to at most n bytes on a rune boundary, marking the cut: summaries stay well
 // inside Temporal's 400-byte limit whatever the event name.
 func shorten(s string, n int) string {

@@ -177,22 +177,15 @@ func (a *App) dispatchLoop(ctx context.Context) {
 // claimLoop dispatches the environment's events that no process dispatched: accepted by a
 // process that died, or whose dispatch failed.
 func (a *App) claimLoop(ctx context.Context) {
-	t := time.NewTicker(claimEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, claimEvery, func() {
 		for ctx.Err() == nil {
 			recs, err := a.events.Claim(ctx, a.opts.Environment, dispatchBatch, time.Now().Add(dispatchLease))
 			if err != nil {
 				a.log.Warn("event log: claiming undispatched events failed", "err", err)
-				break
+				return
 			}
 			if len(recs) == 0 {
-				break
+				return
 			}
 			evs := make([]*accepted, 0, len(recs))
 			for _, r := range recs {
@@ -205,8 +198,22 @@ func (a *App) claimLoop(ctx context.Context) {
 				evs = append(evs, ev)
 			}
 			if err := a.dispatch(ctx, evs); err != nil {
-				break
+				return
 			}
+		}
+	})
+}
+
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }
@@ -252,18 +259,13 @@ func fromRecord(r eventlog.Record) (*accepted, error) {
 
 // expireLoop deletes events older than the retention, in bounded batches.
 func (a *App) expireLoop(ctx context.Context) {
-	t := time.NewTicker(expireEvery)
-	defer t.Stop()
-	for {
+	expire := func() {
 		if _, err := a.events.Expire(ctx, time.Now().Add(-a.opts.EventRetention), expireBatch); err != nil && ctx.Err() == nil {
 			a.log.Warn("event log: retention failed; retried later", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	expire()
+	every(ctx, expireEvery, expire)
 }
 
 // waitDispatched waits until the events of p have been dispatched by this process, or by
