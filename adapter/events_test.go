@@ -86,7 +86,7 @@ func TestListEvents(t *testing.T) {
 	if _, none := list(url.Values{"received_before": {time.Now().Add(-time.Hour).Format(time.RFC3339)}}); len(none) != 0 {
 		t.Errorf("received_before an hour ago: %s", idsOf(none))
 	}
-	for _, bad := range []url.Values{{"limit": {"x"}}, {"limit": {"0"}}, {"cursor": {"nope"}}, {"received_after": {"yesterday"}}} {
+	for _, bad := range []url.Values{{"limit": {"x"}}, {"limit": {"0"}}, {"cursor": {"nope"}}, {"cursor": {"01HE8AM9DPK9N37V1RKY1DNQF5"}}, {"received_after": {"yesterday"}}} {
 		if code, _ := list(bad); code != 400 {
 			t.Errorf("%v: HTTP %d, want 400", bad, code)
 		}

@@ -67,6 +67,9 @@ func (a *App) Events(ctx context.Context, q api.EventQuery) ([]api.Event, error)
 	recs, err := a.events.List(ctx, a.opts.Environment, eventlog.Filter{
 		Name: q.Name, After: q.ReceivedAfter, Before: q.ReceivedBefore, Cursor: q.Cursor, Limit: q.Limit,
 	})
+	if errors.Is(err, eventlog.ErrNotFound) {
+		return nil, &api.InputError{Msg: fmt.Sprintf("cursor %s is not an event of this environment: use the internal_id of an event listed before", q.Cursor)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}

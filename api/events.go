@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,6 +28,11 @@ func (h *handlers) listEvents(c *gin.Context) {
 		return
 	}
 	evs, err := h.b.Events(c.Request.Context(), q)
+	var inErr *InputError
+	if errors.As(err, &inErr) {
+		publicErr(c, 400, inErr.Msg)
+		return
+	}
 	if h.fail(c, err, "Event not found") {
 		return
 	}
