@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -35,7 +36,8 @@ type Options struct {
 	Namespace string
 	// DataDir holds the SQLite database (temporal.db). Empty with InMemory false means ".tempest".
 	DataDir string
-	// InMemory keeps nothing on disk.
+	// InMemory keeps nothing on disk: the SQLite database is a file on tmpfs (/dev/shm,
+	// else the temporary directory), removed by Stop.
 	InMemory bool
 	// IP to bind. Default 127.0.0.1.
 	IP string
@@ -65,6 +67,8 @@ type Options struct {
 	// matching; at 1000 they wait about 1 ms, and under load the readers fetch smaller
 	// batches (on this 2-core machine, 10–20 % less throughput with SQLite).
 	QueuePollRPS int
+
+	ramDir string // InMemory: the directory of the database file, removed by Stop
 }
 
 // Server is a running embedded Temporal server.
@@ -117,6 +121,18 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: Temporal port: %w", err)
 	}
 	probe.Close()
+	if o.InMemory {
+		if o.ramDir, err = os.MkdirTemp(ramRoot(), "tempest-temporal-"); err != nil {
+			return nil, fmt.Errorf("devserver: in-memory database: %w", err)
+		}
+	}
+	s := &Server{opts: o}
+	started := false
+	defer func() {
+		if !started {
+			s.removeRAMDir()
+		}
+	}()
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: o.LogLevel}))
 	conf, err := o.config(ctx, logger)
 	if err != nil {
@@ -164,7 +180,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: start: %w", err)
 	}
 	o.HistoryShards = int(conf.Persistence.NumHistoryShards)
-	s := &Server{opts: o, server: srv, addr: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
+	s.opts, s.server, s.addr = o, srv, net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
 	if err := s.ensureNamespace(ctx); err != nil {
 		srv.Stop()
 		return nil, err
@@ -188,6 +204,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		ln.Close() // the UI server binds itself; this only reports a taken port early
 		go func() { _ = s.ui.Start() }()
 	}
+	started = true
 	return s, nil
 }
 
@@ -226,6 +243,13 @@ func (s *Server) Stop() {
 		s.ui.Stop()
 	}
 	s.server.Stop()
+	s.removeRAMDir()
+}
+
+func (s *Server) removeRAMDir() {
+	if s.opts.ramDir != "" {
+		_ = os.RemoveAll(s.opts.ramDir)
+	}
 }
 
 func (o Options) config(ctx context.Context, logger log.Logger) (*config.Config, error) {

@@ -2,12 +2,17 @@ package devserver
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	_ "modernc.org/sqlite"
 )
 
 // A data dir keeps the namespace across restarts, and a changed retention is applied.
@@ -62,5 +67,50 @@ func TestSQLiteShardCountIsChecked(t *testing.T) {
 	defer s.Stop()
 	if s.HistoryShards() != 2 {
 		t.Fatalf("HistoryShards() = %d, want the stored 2", s.HistoryShards())
+	}
+}
+
+// journalMode reads the journal mode stored in a SQLite file (WAL is persistent).
+func journalMode(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	return mode
+}
+
+// The SQLite database runs in WAL mode, on disk and in memory; an in-memory server leaves
+// no file behind.
+func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Start(ctx, Options{DataDir: dir, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := journalMode(t, filepath.Join(dir, "temporal.db"))
+	s.Stop()
+	if got != "wal" {
+		t.Fatalf("data dir database: journal mode %q, want wal", got)
+	}
+
+	s, err = Start(ctx, Options{InMemory: true, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := s.opts.ramDir
+	got = journalMode(t, filepath.Join(ram, "temporal.db"))
+	s.Stop()
+	if got != "wal" {
+		t.Fatalf("in-memory database: journal mode %q, want wal", got)
+	}
+	if _, err := os.Stat(ram); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("in-memory database dir %s after Stop: %v, want it removed", ram, err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
@@ -33,13 +31,23 @@ func (o Options) sqliteConfig(ctx context.Context, logger log.Logger) (*config.S
 	var stored int32
 	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
 	if o.InMemory {
-		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
-		conf.DatabaseName = "tempest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		// Not SQLite's memory mode: its rollback journal lives in memory too and costs an
+		// allocation per page written (a fifth of the CPU under load here, half the
+		// throughput). A WAL file on tmpfs is memory as well, without that cost; Stop
+		// removes it, and synchronous=OFF because nothing here outlives the process.
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "WAL", "synchronous": "OFF"}
+		conf.DatabaseName = filepath.Join(o.ramDir, "temporal.db")
+		if err := sqliteschema.SetupSchema(conf); err != nil {
+			return nil, 0, fmt.Errorf("devserver: schema: %w", err)
+		}
 	} else {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 			return nil, 0, fmt.Errorf("devserver: data dir: %w", err)
 		}
-		conf.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "WAL", "_synchronous": "NORMAL"}
+		// The keys are SQLite's pragma names: the plugin passes unknown keys on as
+		// pragmas, and SQLite ignores a pragma it does not know (an earlier
+		// "_journal_mode" left the file in rollback-journal mode with a sync per commit).
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "WAL", "synchronous": "NORMAL"}
 		conf.DatabaseName = filepath.Join(o.DataDir, "temporal.db")
 		_, err := os.Stat(conf.DatabaseName)
 		if errors.Is(err, os.ErrNotExist) {
@@ -63,4 +71,13 @@ func (o Options) sqliteConfig(ctx context.Context, logger log.Logger) (*config.S
 		return nil, 0, fmt.Errorf("devserver: namespace: %w", err)
 	}
 	return conf, shards, nil
+}
+
+// ramDir is where an in-memory database's file goes: /dev/shm (tmpfs) when there is one,
+// else the temporary directory.
+func ramRoot() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
