@@ -120,6 +120,9 @@ type Options struct {
 	// Worker options of the app's worker (pollers, concurrent task slots); zero values are
 	// the Temporal SDK's defaults.
 	Worker worker.Options
+
+	// intakeLease and intakeClaimEvery replace dispatchLease and claimEvery (tests).
+	intakeLease, intakeClaimEvery time.Duration
 }
 
 // App is a Tempest application: its functions, its event intake and its worker.

@@ -92,3 +92,35 @@ func TestListEvents(t *testing.T) {
 		}
 	}
 }
+
+// Events queued behind a slow dispatch keep their leases: the claim loop, which takes
+// events whose lease ran out, never dispatches them a second time.
+func TestQueuedEventsKeepTheirLeases(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, func(o *adapter.Options) {
+		adapter.ShortLeasesForTest(o, time.Second, 50*time.Millisecond)
+	})
+	f, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "slow"}, adapter.EventTrigger("test/slow-start", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each start takes 600 ms: the first request's dispatch holds up the next 19, whose
+	// starts take two rounds of 16, so they are done 1.8 s after they were leased for 1 s.
+	adapter.SlowStartsForTest(f.FullyQualifiedID(), 600*time.Millisecond)
+	ctx := context.Background()
+	var ids []string
+	for range 20 {
+		got, err := app.Ingest(ctx, "", []json.RawMessage{json.RawMessage(`{"name":"test/slow-start"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	if err := app.WaitDispatched(ctx, ids...); err != nil {
+		t.Fatal(err)
+	}
+	if n := app.DispatchedForTest(); n != int64(len(ids)) {
+		t.Fatalf("%d dispatches of %d events: queued events lost their leases to the claim loop", n, len(ids))
+	}
+}

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"time"
 
 	"github.com/tempestrun/tempest/flowcontrol"
 )
@@ -26,3 +27,17 @@ func (a *App) RoutedForTest() []string {
 	}
 	return out
 }
+
+// ShortLeasesForTest makes an app's dispatch leases last lease and its claim loop look
+// every claim, so that tests see leases run out and be taken over within a second.
+func ShortLeasesForTest(o *Options, lease, claim time.Duration) {
+	o.intakeLease, o.intakeClaimEvery = lease, claim
+}
+
+// DispatchedForTest counts the events this app's process dispatched (a second dispatch of
+// the same event counts again).
+func (a *App) DispatchedForTest() int64 { return a.intake.dispatched.Load() }
+
+// SlowStartsForTest makes every start of function slug's runs wait d first, as a loaded
+// Temporal would.
+func SlowStartsForTest(slug string, d time.Duration) { startDelays.Store(slug, d) }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // startFaults injects failures between admission and StartWorkflow, for tests that prove a
@@ -15,7 +16,14 @@ type faultCounter struct{ left int32 }
 
 var errInjected = errors.New("injected start failure")
 
+// startDelays slows the starts of a function's runs (slug -> time.Duration), for tests of
+// a dispatch backlog. Empty outside tests.
+var startDelays sync.Map
+
 func injectedStartFault(slug string) error {
+	if d, ok := startDelays.Load(slug); ok {
+		time.Sleep(d.(time.Duration))
+	}
 	v, ok := startFaults.Load(slug)
 	if !ok {
 		return nil

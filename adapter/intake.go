@@ -1,11 +1,13 @@
 package adapter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -18,18 +20,21 @@ import (
 // start path, admission.go), and every process claims what no one dispatched (a process
 // that died, a dispatch that failed) from the log.
 const (
-	// dispatchLease is how long a process owns the dispatch of the events it accepted or
-	// claimed; past it, another process takes them over.
+	// dispatchLease is how long an event's lease runs in the log: a process renews the
+	// leases of the events it holds (queued for its dispatcher or being dispatched) every
+	// third of it, so another process takes an event over only once its holder is dead or
+	// has given it up, however long the backlog ahead of it.
 	dispatchLease = 10 * time.Second
-	// dispatchTimeout bounds one dispatch attempt, inside the lease.
-	dispatchTimeout = 8 * time.Second
+	// dispatchTimeout bounds one dispatch attempt (a wedged Temporal or Redis); its events
+	// are retried from the log after it.
+	dispatchTimeout = 30 * time.Second
 	// dispatchRetry is how soon a failed dispatch is claimed again.
 	dispatchRetry = time.Second
 	// claimEvery is how often each process looks for events left undispatched.
 	claimEvery = time.Second
 	// dispatchBatch caps the events dispatched together (one rate-limit round trip, one
-	// throttle round trip, then the starts): small enough that its starts finish well
-	// inside dispatchTimeout at a loaded server's start rate (500 at 60-80 starts/s did not).
+	// throttle round trip, then the starts), so that a burst's first runs start while its
+	// last are still being admitted.
 	dispatchBatch = 128
 	// expireEvery is how often retention deletes expired events, expireBatch rows at a time.
 	expireEvery = 10 * time.Minute
@@ -39,10 +44,9 @@ const (
 // pending is a request's new events waiting for their dispatch; done is closed when the
 // dispatch has run (err says whether it failed: the log retries it).
 type pending struct {
-	evs    []*accepted
-	leased time.Time // when its lease began
-	done   chan struct{}
-	err    error
+	evs  []*accepted
+	done chan struct{}
+	err  error
 }
 
 // intake owns the dispatch loops of one App.
@@ -50,6 +54,43 @@ type intake struct {
 	queue chan *pending
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
+	// lease and claimEvery are dispatchLease and claimEvery (shorter in tests).
+	lease, claimEvery time.Duration
+
+	mu   sync.Mutex
+	held map[string]int // events this process holds (by internal id): renewed by keepLeases
+	// dispatched counts the events this process dispatched (tests: none twice).
+	dispatched atomic.Int64
+}
+
+// hold marks evs as this process's until release: keepLeases renews their leases.
+func (in *intake) hold(evs []*accepted) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, ev := range evs {
+		in.held[ev.internal.String()]++
+	}
+}
+
+func (in *intake) release(evs []*accepted) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, ev := range evs {
+		id := ev.internal.String()
+		if in.held[id]--; in.held[id] <= 0 {
+			delete(in.held, id)
+		}
+	}
+}
+
+func (in *intake) heldIDs() []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ids := make([]string, 0, len(in.held))
+	for id := range in.held {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // accept writes evs to the log in one transaction and hands the new ones to this process's
@@ -65,8 +106,7 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 			recs[i].ClientID = ev.ev.ID
 		}
 	}
-	leased := time.Now()
-	out, err := a.events.Append(ctx, a.opts.Environment, recs, leased.Add(dispatchLease))
+	out, err := a.events.Append(ctx, a.opts.Environment, recs, time.Now().Add(a.intake.lease))
 	if err != nil {
 		return nil, fmt.Errorf("write events to the log: %w", err)
 	}
@@ -85,12 +125,14 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	p := &pending{evs: fresh, leased: leased, done: make(chan struct{})}
+	p := &pending{evs: fresh, done: make(chan struct{})}
+	a.intake.hold(fresh)
 	select {
 	case a.intake.queue <- p:
 	default:
 		// The dispatcher is far behind: the events are safe in the log; give up their lease
 		// so that the claim loop of any process takes them.
+		a.intake.release(fresh)
 		_ = a.events.Retry(ctx, idsOf(fresh), time.Now())
 		close(p.done)
 		p.err = errors.New("dispatcher busy: the events are dispatched from the log")
@@ -101,7 +143,7 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 // logDispatched lists an event that was dispatched outside the log (a cron tick's).
 func (a *App) logDispatched(ctx context.Context, ev *accepted, run string) error {
 	rec := eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
-	if _, err := a.events.Append(ctx, a.opts.Environment, []eventlog.Record{rec}, time.Now().Add(dispatchLease)); err != nil {
+	if _, err := a.events.Append(ctx, a.opts.Environment, []eventlog.Record{rec}, time.Now().Add(a.intake.lease)); err != nil {
 		return fmt.Errorf("write event to the log: %w", err)
 	}
 	d := eventlog.Dispatch{InternalID: rec.InternalID}
@@ -113,15 +155,31 @@ func (a *App) logDispatched(ctx context.Context, ev *accepted, run string) error
 	return a.events.Dispatched(ctx, []eventlog.Dispatch{d})
 }
 
-// startIntake starts the dispatcher of this process's accepted events, the claim loop and
-// retention; Close stops them.
+// startIntake starts the dispatcher of this process's accepted events, the claim loop, the
+// lease keeper and retention; Close stops them.
 func (a *App) startIntake() {
 	ctx, cancel := context.WithCancel(context.Background())
-	a.intake = &intake{queue: make(chan *pending, 4096), stop: cancel}
-	a.intake.wg.Add(3)
+	a.intake = &intake{queue: make(chan *pending, 4096), stop: cancel, held: map[string]int{},
+		lease: cmp.Or(a.opts.intakeLease, dispatchLease), claimEvery: cmp.Or(a.opts.intakeClaimEvery, claimEvery)}
+	a.intake.wg.Add(4)
 	go func() { defer a.intake.wg.Done(); a.dispatchLoop(ctx) }()
 	go func() { defer a.intake.wg.Done(); a.claimLoop(ctx) }()
+	go func() { defer a.intake.wg.Done(); a.keepLeases(ctx) }()
 	go func() { defer a.intake.wg.Done(); a.expireLoop(ctx) }()
+}
+
+// keepLeases renews the leases of the events this process holds, so that no other process
+// claims an event queued here behind a backlog (and starts its runs a second time, or
+// wastes a start on a run that exists). A renewal that fails leaves the lease to run out:
+// at worst a second, idempotent dispatch.
+func (a *App) keepLeases(ctx context.Context) {
+	every(ctx, a.intake.lease/3, func() {
+		if ids := a.intake.heldIDs(); len(ids) > 0 {
+			if err := a.events.Retry(ctx, ids, time.Now().Add(a.intake.lease)); err != nil && ctx.Err() == nil {
+				a.log.Warn("event log: renewing dispatch leases failed", "events", len(ids), "err", err)
+			}
+		}
+	})
 }
 
 func (a *App) stopIntake() {
@@ -155,16 +213,8 @@ func (a *App) dispatchLoop(ctx context.Context) {
 			}
 		}
 		var evs []*accepted
-		stale := false
 		for _, p := range group {
 			evs = append(evs, p.evs...)
-			stale = stale || time.Since(p.leased) > dispatchLease/2
-		}
-		if stale {
-			// Queued behind a backlog: renew the lease so the claim loops leave these
-			// events to this dispatch (a renewal that fails only risks a second,
-			// idempotent dispatch).
-			_ = a.events.Retry(ctx, idsOf(evs), time.Now().Add(dispatchLease))
 		}
 		err := a.dispatch(ctx, evs)
 		for _, p := range group {
@@ -177,9 +227,9 @@ func (a *App) dispatchLoop(ctx context.Context) {
 // claimLoop dispatches the environment's events that no process dispatched: accepted by a
 // process that died, or whose dispatch failed.
 func (a *App) claimLoop(ctx context.Context) {
-	every(ctx, claimEvery, func() {
+	every(ctx, a.intake.claimEvery, func() {
 		for ctx.Err() == nil {
-			recs, err := a.events.Claim(ctx, a.opts.Environment, dispatchBatch, time.Now().Add(dispatchLease))
+			recs, err := a.events.Claim(ctx, a.opts.Environment, dispatchBatch, time.Now().Add(a.intake.lease))
 			if err != nil {
 				a.log.Warn("event log: claiming undispatched events failed", "err", err)
 				return
@@ -197,6 +247,7 @@ func (a *App) claimLoop(ctx context.Context) {
 				}
 				evs = append(evs, ev)
 			}
+			a.intake.hold(evs)
 			if err := a.dispatch(ctx, evs); err != nil {
 				return
 			}
@@ -218,10 +269,12 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 	}
 }
 
-// dispatch runs the start path for evs, hands them to the waits and cancel rules they
-// match, and records the outcome in the log. On failure the events are released for a
-// retry a moment later (every step of dispatch is idempotent).
+// dispatch runs the start path for evs, which this process holds, hands them to the waits
+// and cancel rules they match, and records the outcome in the log; it releases them. On
+// failure the events are left for a retry a moment later (every step of dispatch is
+// idempotent).
 func (a *App) dispatch(ctx context.Context, evs []*accepted) error {
+	a.intake.dispatched.Add(int64(len(evs)))
 	dctx, cancel := context.WithTimeout(ctx, dispatchTimeout)
 	defer cancel()
 	runs, reasons, err := a.admit(dctx, evs)
@@ -235,6 +288,7 @@ func (a *App) dispatch(ctx context.Context, evs []*accepted) error {
 		}
 		err = a.events.Dispatched(dctx, ds)
 	}
+	a.intake.release(evs)
 	if err != nil {
 		a.log.Warn("dispatch failed; retried from the event log", "events", len(evs), "err", err)
 		if rerr := a.events.Retry(context.WithoutCancel(ctx), idsOf(evs), time.Now().Add(dispatchRetry)); rerr != nil {
