@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -134,7 +133,11 @@ func benchCmd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
-	srv, err := devserver.Start(ctx, devserver.Options{InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(), QueuePollRPS: cfg.QueuePollRPS})
+	var srv *devserver.Server
+	var err error
+	withServerLabel(ctx, func(ctx context.Context) {
+		srv, err = devserver.Start(ctx, devserver.Options{InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(), QueuePollRPS: cfg.QueuePollRPS})
+	})
 	if err != nil {
 		return err
 	}
@@ -356,59 +359,56 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 
 	fmt.Fprintf(out, "\nThroughput, %d starts by %d concurrent senders:\n", cfg.Events, cfg.Concurrency)
-	raw, err := phase(ctx, "tput-raw", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(false, false))
-	if err != nil {
-		return err
+	// Each phase under a CPU profile: the server's CPU per run apart from the rest.
+	type tput struct {
+		name string
+		res  *phaseResult
+		cpu  cpuUse
 	}
-	eager, err := phase(ctx, "tput-raw-eager", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(true, false))
-	if err != nil {
-		return err
-	}
-	same, err := phase(ctx, "tput-raw-same", cfg.Events, cfg.Concurrency, &rawMarks, startRaw(true, true))
-	if err != nil {
-		return err
-	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
+	var tputs []*tput
+	for _, b := range []struct {
+		name, phase, profile string
+		marks                *firstStep
+		start                func(string) error
+	}{
+		{"raw", "tput-raw", "", &rawMarks, startRaw(false, false)},
+		{"raw eager", "tput-raw-eager", "", &rawMarks, startRaw(true, false)},
+		{"raw eager + search attrs", "tput-raw-same", "", &rawMarks, startRaw(true, true)},
+		{"Tempest POST /e/{key}", "tput-tempest", cfg.CPUProfile, &tempestMarks, sendEvent},
+	} {
+		t := &tput{name: b.name}
+		var err error
+		t.cpu, err = profiled(b.profile, cfg.Events, func() error {
+			t.res, err = phase(ctx, b.phase, cfg.Events, cfg.Concurrency, b.marks, b.start)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+		tputs = append(tputs, t)
 	}
-	tem, err := phase(ctx, "tput-tempest", cfg.Events, cfg.Concurrency, &tempestMarks, sendEvent)
-	pprof.StopCPUProfile()
-	if err != nil {
-		return err
+	tem := tputs[3]
+	for _, r := range tputs {
+		fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  latency p50 %6.1f ms  p99 %7.1f ms  CPU/run: server %.2f ms, process %.2f ms\n",
+			r.name, r.res.acceptRate(), r.res.e2eRate(), r.res.p(50), r.res.p(99), r.cpu.serverPerRun(), r.cpu.totalPerRun())
 	}
-	for _, r := range []struct {
-		name string
-		res  *phaseResult
-	}{{"raw", raw}, {"raw eager", eager}, {"raw eager + search attrs", same}, {"Tempest POST /e/{key}", tem}} {
-		fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  latency p50 %6.1f ms  p99 %7.1f ms\n",
-			r.name, r.res.acceptRate(), r.res.e2eRate(), r.res.p(50), r.res.p(99))
-	}
-	for _, b := range []struct {
-		name string
-		res  *phaseResult
-	}{{"raw", raw}, {"raw eager", eager}, {"raw eager + search attrs", same}} {
-		fmt.Fprintf(out, "  Tempest / %-24s first steps run %.2f   accepted %.2f\n", b.name+":", tem.e2eRate()/b.res.e2eRate(), tem.acceptRate()/b.res.acceptRate())
+	for _, b := range tputs[:3] {
+		fmt.Fprintf(out, "  Tempest / %-24s first steps run %.2f   accepted %.2f   server CPU per run %.2f   process CPU per run %.2f\n", b.name+":",
+			tem.res.e2eRate()/b.res.e2eRate(), tem.res.acceptRate()/b.res.acceptRate(), tem.cpu.serverPerRun()/b.cpu.serverPerRun(), tem.cpu.totalPerRun()/b.cpu.totalPerRun())
 	}
 	throttled, err := phase(ctx, "tput-throttled", cfg.Events, cfg.Concurrency, &tempestMarks, sendNamed("bench/throttled"))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unthrottled)\n",
-		"Tempest, throttle slot", throttled.acceptRate(), throttled.e2eRate(), throttled.e2eRate()/tem.e2eRate())
+		"Tempest, throttle slot", throttled.acceptRate(), throttled.e2eRate(), throttled.e2eRate()/tem.res.e2eRate())
 
 	leased, err := phase(ctx, "tput-leased", cfg.Events, cfg.Concurrency, &tempestMarks, sendNamed("bench/leased"))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  %-26s accepted %7.1f/s  first steps run %7.1f/s  (%.2f of unlimited)\n",
-		"Tempest, concurrency lease", leased.acceptRate(), leased.e2eRate(), leased.e2eRate()/tem.e2eRate())
+		"Tempest, concurrency lease", leased.acceptRate(), leased.e2eRate(), leased.e2eRate()/tem.res.e2eRate())
 
 	if cfg.SlotRuns > 0 {
 		if err := slotPhase(ctx, app, cfg, slots, out); err != nil {

@@ -95,7 +95,20 @@ func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := journalMode(t, filepath.Join(dir, "temporal.db"))
+	var indexes int
+	db, err := sql.Open("sqlite", filepath.Join(dir, "temporal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND name LIKE 'by_%'`).Scan(&indexes)
+	db.Close()
 	s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 57 - len(unusedVisibilityIndexes); indexes != want {
+		t.Fatalf("%d visibility indexes, want %d", indexes, want)
+	}
 	if got != "wal" {
 		t.Fatalf("data dir database: journal mode %q, want wal", got)
 	}
