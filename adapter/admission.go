@@ -125,18 +125,27 @@ func (a *App) startAdmitted(ctx context.Context, cs []*candidate) error {
 // rateLimit drops the runs over their function's rate limit or idempotency key (lossy), in
 // one round trip for the whole request. A replayed decision whose run exists (started, or
 // recorded as skipped) is done: it is listed and goes no further.
+//
+// A run with neither a rate limit nor a singleton skips the round trip: there is nothing to
+// decide, and nothing a retried dispatch must see again (its start is idempotent by run id;
+// a singleton's must not take the lock, or cancel its holder, a second time).
 func (a *App) rateLimit(ctx context.Context, cs []*candidate) ([]*candidate, error) {
-	reqs := make([]flowcontrol.Admission, len(cs))
-	for i, c := range cs {
+	var reqs []flowcontrol.Admission
+	var decided []*candidate
+	for _, c := range cs {
 		ev := c.evs[0]
-		reqs[i] = flowcontrol.Admission{Function: c.fn.slug, RunID: c.run, Remember: ev.remember(), RateLimit: c.fn.rateLimit.gcra(ev)}
+		g := c.fn.rateLimit.gcra(ev)
+		if g == nil && c.fn.singletonMode == "" {
+			continue
+		}
+		reqs = append(reqs, flowcontrol.Admission{Function: c.fn.slug, RunID: c.run, Remember: ev.remember(), RateLimit: g})
+		decided = append(decided, c)
 	}
 	decs, err := a.admitter.RateLimit(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	var out []*candidate
-	for i, c := range cs {
+	for i, c := range decided {
 		if decs[i].Outcome != flowcontrol.Admitted {
 			c.dropped = c.fn.rateLimit.reason // listed under no run
 			continue
@@ -151,7 +160,12 @@ func (a *App) rateLimit(ctx context.Context, cs []*candidate) ([]*candidate, err
 				return nil, err
 			}
 		}
-		out = append(out, c)
+	}
+	out := make([]*candidate, 0, len(cs)) // in log order, for the throttle
+	for _, c := range cs {
+		if c.dropped == "" && c.listed == "" {
+			out = append(out, c)
+		}
 	}
 	return out, nil
 }

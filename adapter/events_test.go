@@ -124,3 +124,33 @@ func TestQueuedEventsKeepTheirLeases(t *testing.T) {
 		t.Fatalf("%d dispatches of %d events: queued events lost their leases to the claim loop", n, len(ids))
 	}
 }
+
+// A function with no rate limit and no singleton has nothing to decide in Redis before its
+// start: its runs leave no decision records there (one per run for 30 minutes, before).
+func TestPlainFunctionKeepsNoDecisionRecords(t *testing.T) {
+	t.Parallel()
+	_, rdb := testenv.Services(t)
+	app := testenv.App(t, nil)
+	f, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "plain"}, adapter.EventTrigger("test/plain", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ids, err := app.Send(ctx, map[string]any{"name": "test/plain"}, map[string]any{"name": "test/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if runs, err := app.EventRuns(ctx, id); err != nil || len(runs) != 1 {
+			t.Fatalf("runs of %s: %v %v", id, runs, err)
+		}
+	}
+	keys, err := rdb.Keys(ctx, "tempest:{f:"+f.FullyQualifiedID()+"}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		t.Fatalf("Redis keys of a plain function's runs: %v", keys)
+	}
+}
