@@ -289,7 +289,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	sendEvent := sendNamed("bench/one")
 
-	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite in memory, queue poll rps %d) at %s, Redis %s, GOMAXPROCS %d\n", cmp.Or(cfg.QueuePollRPS, 20), srv.Address(), redisDesc, runtimeProcs())
+	fmt.Fprintf(out, "tempest bench: embedded Temporal (SQLite on tmpfs, queue poll rps %d) at %s, Redis %s, GOMAXPROCS %d\n", cmp.Or(cfg.QueuePollRPS, 20), srv.Address(), redisDesc, runtimeProcs())
 	// Warm both paths (connections, caches, sticky queues) before measuring.
 	if _, err := phase(ctx, "warm-raw", 20, 4, &rawMarks, startRaw(false, false)); err != nil {
 		return err
