@@ -62,7 +62,7 @@ func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
 		raws[i] = b
 	}
 	now := time.Now()
-	out, p, err := a.ingest(ctx, raws, now, false, func(int) ulid.ULID { return ids.NewEventID(now) })
+	out, p, err := a.ingest(ctx, raws, now, func(int) ulid.ULID { return ids.NewEventID(now) })
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (a *App) Send(ctx context.Context, events ...any) ([]string, error) {
 func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) ([]string, error) {
 	now := time.Now()
 	s, seeded := ids.ParseSeed(seed)
-	out, _, err := a.ingest(ctx, raws, now, false, func(i int) ulid.ULID {
+	out, _, err := a.ingest(ctx, raws, now, func(i int) ulid.ULID {
 		if seeded {
 			return s.EventID(i)
 		}
@@ -90,36 +90,39 @@ func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) (
 // SendEvents accepts the events a run sends (step.SendEvent, and with internal set,
 // Tempest's own inngest/ system events) under ids the workflow derived, so a retried send
 // is idempotent. It returns once they are in the log. It implements activities.Sender.
+//
+// System events are dispatched here, before they are logged, and logged dispatched in one
+// write: the run's local activity that sends them is what makes them durable (Temporal
+// retries it until it returns, and every stage of a dispatch is idempotent), so they need
+// neither a lease nor a second write, and the run closes once its events' runs started.
 func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
 	if len(eventIDs) != len(raws) {
 		return nil, fmt.Errorf("send events: %d events but %d ids", len(raws), len(eventIDs))
 	}
-	out, _, err := a.ingest(ctx, raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
+	evs, err := a.prepare(raws, time.Now(), internal, func(i int) ulid.ULID { return eventIDs[i] })
 	var inErr *api.InputError
 	if errors.As(err, &inErr) { // an invalid event stays invalid: do not retry
 		return nil, temporal.NewNonRetryableApplicationError(inErr.Msg, "InvalidEvent", nil)
 	}
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if internal {
+		err = a.dispatchThenLog(ctx, evs)
+	} else {
+		_, err = a.accept(ctx, evs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return idsOf(evs), nil
 }
 
 // ingest validates events, gives each its internal id and accepts them into the log.
-func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, internal bool, idOf func(int) ulid.ULID) ([]string, *pending, error) {
-	evs := make([]*accepted, len(raws))
-	for i, raw := range raws {
-		ev, err := a.validate(raw, now, internal)
-		if err != nil {
-			if len(raws) > 1 {
-				err = fmt.Errorf("event %d: %w", i, err)
-			}
-			return nil, nil, &api.InputError{Msg: err.Error()}
-		}
-		ev.internal = idOf(i)
-		ev.received = now
-		ev.ownID = ev.ev.ID != ""
-		if err := ev.normalize(internal); err != nil {
-			return nil, nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
-		}
-		evs[i] = ev
+func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, idOf func(int) ulid.ULID) ([]string, *pending, error) {
+	evs, err := a.prepare(raws, now, false, idOf)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Dedup happens in the log: an event with its own id (or a retried request's event)
 	// takes the internal id it has there, so its runs are the same runs.
@@ -127,11 +130,30 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.internal.String()
+	return idsOf(evs), p, nil
+}
+
+// prepare validates events and gives each its internal id; an invalid event is an
+// *api.InputError naming its index.
+func (a *App) prepare(raws []json.RawMessage, now time.Time, internal bool, idOf func(int) ulid.ULID) ([]*accepted, error) {
+	evs := make([]*accepted, len(raws))
+	for i, raw := range raws {
+		ev, err := a.validate(raw, now, internal)
+		if err != nil {
+			if len(raws) > 1 {
+				err = fmt.Errorf("event %d: %w", i, err)
+			}
+			return nil, &api.InputError{Msg: err.Error()}
+		}
+		ev.internal = idOf(i)
+		ev.received = now
+		ev.ownID = ev.ev.ID != ""
+		if err := ev.normalize(internal); err != nil {
+			return nil, &api.InputError{Msg: fmt.Sprintf("event %d: %v", i, err)}
+		}
+		evs[i] = ev
 	}
-	return out, p, nil
+	return evs, nil
 }
 
 // remember is how long decisions about ev are kept for a send of the same event: the

@@ -142,17 +142,43 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 
 // logDispatched lists an event that was dispatched outside the log (a cron tick's).
 func (a *App) logDispatched(ctx context.Context, ev *accepted, run string) error {
-	rec := eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
-	if _, err := a.events.Append(ctx, a.opts.Environment, []eventlog.Record{rec}, time.Now().Add(a.intake.lease)); err != nil {
-		return fmt.Errorf("write event to the log: %w", err)
-	}
-	d := eventlog.Dispatch{InternalID: rec.InternalID}
+	var runs []string
+	reason := ReasonRateLimited
 	if run != "" {
-		d.Runs = []string{run}
-	} else {
-		d.Reason = ReasonRateLimited
+		runs, reason = []string{run}, ""
 	}
-	return a.events.Dispatched(ctx, []eventlog.Dispatch{d})
+	return a.logOutcome(ctx, []*accepted{ev}, [][]string{runs}, []string{reason})
+}
+
+// dispatchThenLog dispatches events whose sender retries until this returns (a run's
+// system events, from its local activity) and then logs them dispatched, in one write.
+func (a *App) dispatchThenLog(ctx context.Context, evs []*accepted) error {
+	a.intake.dispatched.Add(int64(len(evs)))
+	runs, reasons, err := a.admit(ctx, evs)
+	if err == nil {
+		err = a.deliver(ctx, evs)
+	}
+	if err != nil {
+		return err
+	}
+	return a.logOutcome(ctx, evs, runs, reasons)
+}
+
+// logOutcome appends dispatched events with their runs (or why none), one transaction.
+func (a *App) logOutcome(ctx context.Context, evs []*accepted, runs [][]string, reasons []string) error {
+	now := time.Now()
+	recs := make([]eventlog.Record, len(evs))
+	for i, ev := range evs {
+		recs[i] = eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received,
+			DispatchedAt: &now, Runs: runs[i], Reason: reasons[i]}
+		if ev.ownID {
+			recs[i].ClientID = ev.ev.ID
+		}
+	}
+	if _, err := a.events.Append(ctx, a.opts.Environment, recs, now); err != nil {
+		return fmt.Errorf("write events to the log: %w", err)
+	}
+	return nil
 }
 
 // startIntake starts the dispatcher of this process's accepted events, the claim loop, the

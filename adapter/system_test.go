@@ -62,6 +62,27 @@ func TestSystemEventsAndOnFailure(t *testing.T) {
 	if got.FunctionID != slug || got.RunID != okRun || got.Inngest.Status != "Completed" || string(got.Result) != `{"ok":1}` || got.Error != nil {
 		t.Fatalf("finished event for success: %+v", got)
 	}
+	// The run's system event is logged once dispatched, with the run it started.
+	logged := func() *api.Event {
+		evs, err := app.Events(context.Background(), api.EventQuery{Name: "inngest/function.finished", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			var d adapter.FunctionFailed
+			if json.Unmarshal(ev.Data, &d) == nil && d.RunID == okRun {
+				return &ev
+			}
+		}
+		return nil
+	}
+	var fin *api.Event
+	for deadline := time.Now().Add(10 * time.Second); fin == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		fin = logged()
+	}
+	if fin == nil || fin.DispatchedAt == nil || len(fin.Runs) != 1 || fin.Reason != "" {
+		t.Fatalf("logged function.finished of %s: %+v, want dispatched with the watch run", okRun, fin)
+	}
 
 	ids = send(t, app, map[string]any{"name": "test/flaky", "data": map[string]any{"fail": true}})
 	failRun := runsOf(t, app, ids[0])[0].RunID

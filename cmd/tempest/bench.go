@@ -60,6 +60,7 @@ func (c benchConfig) splitWorker() worker.Options {
 type firstStep struct {
 	mu   sync.Mutex
 	at   map[string]time.Time
+	wf   map[string]string // key -> the workflow id of its run (tempest's, for idleAfterClose)
 	seen atomic.Int64
 	all  chan struct{}
 	want int64
@@ -68,6 +69,7 @@ type firstStep struct {
 func (f *firstStep) reset(want int) {
 	f.mu.Lock()
 	f.at = make(map[string]time.Time, want)
+	f.wf = make(map[string]string, want)
 	f.mu.Unlock()
 	f.seen.Store(0)
 	f.want = int64(want)
@@ -85,6 +87,19 @@ func (f *firstStep) mark(key string) {
 	if !dup && f.seen.Add(1) == f.want {
 		close(f.all)
 	}
+}
+
+// run records the workflow id of key's run (before mark).
+func (f *firstStep) run(key, workflowID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.wf[key] = workflowID
+}
+
+func (f *firstStep) workflowID(key string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wf[key]
 }
 
 func (f *firstStep) get(key string) time.Time {
@@ -182,6 +197,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
 			return step.Run(ctx, "mark", func(context.Context) (bool, error) {
 				k, _ := in.Event.Data["k"].(string)
+				tempestMarks.run(k, in.InputCtx.RunID)
 				tempestMarks.mark(k)
 				return true, nil
 			})
@@ -193,6 +209,7 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	mark := func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
 		return step.Run(ctx, "mark", func(context.Context) (bool, error) {
 			k, _ := in.Event.Data["k"].(string)
+			tempestMarks.run(k, in.InputCtx.RunID)
 			tempestMarks.mark(k)
 			return true, nil
 		})
@@ -319,6 +336,22 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The same, each send after the previous run closed (its system events dispatched and
+	// logged, its close written): nothing else runs when the event arrives.
+	rawClosed := func(key string) error { return tc.GetWorkflow(ctx, key, "").Get(ctx, nil) }
+	tempestClosed := func(key string) error { return tc.GetWorkflow(ctx, tempestMarks.workflowID(key), "").Get(ctx, nil) }
+	eagerQuiet, err := idlePhase(ctx, "quiet-raw-eager", cfg.Idle, 1, &rawMarks, startRaw(true, false), rawClosed)
+	if err != nil {
+		return err
+	}
+	sameQuiet, err := idlePhase(ctx, "quiet-raw-same", cfg.Idle, 1, &rawMarks, startRaw(true, true), rawClosed)
+	if err != nil {
+		return err
+	}
+	tQuiet, err := idlePhase(ctx, "quiet-tempest", cfg.Idle, 1, &tempestMarks, sendEvent, tempestClosed)
+	if err != nil {
+		return err
+	}
 	// The split app is routed through the registry: wait until this process sees it.
 	for deadline := time.Now().Add(5 * time.Second); !app.Routes("bench-split-one-step"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -338,6 +371,15 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw), %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs); worker apart minus raw: %+.1f ms\n",
 		tIdle.p(50)-rawIdle.p(50), tIdle.p(50)-eagerIdle.p(50), tIdle.p(50)-sameIdle.p(50), splitIdle.p(50)-rawIdle.p(50))
+	fmt.Fprintf(out, "Quiet, each send after the previous run closed:\n")
+	for _, r := range []struct {
+		name string
+		res  *phaseResult
+	}{{"raw eager", eagerQuiet}, {"raw eager + search attrs", sameQuiet}, {"Tempest POST /e/{key}", tQuiet}} {
+		fmt.Fprintf(out, "  %-26s p50 %6.1f ms  p95 %6.1f ms  p99 %6.1f ms\n", r.name, r.res.p(50), r.res.p(95), r.res.p(99))
+	}
+	fmt.Fprintf(out, "  Tempest p50 minus raw p50: %+.1f ms (raw eager), %+.1f ms (raw eager + search attrs)\n",
+		tQuiet.p(50)-eagerQuiet.p(50), tQuiet.p(50)-sameQuiet.p(50))
 
 	// Measured before the throughput phases, whose runs finish (system events) in the
 	// background: one debounce at a time (the flusher's own latency), then 200 keys due at
@@ -466,6 +508,13 @@ func (r *phaseResult) e2eRate() float64    { return float64(r.n) / r.e2e.Seconds
 
 // phase starts n runs with conc senders and waits until every first step has run.
 func phase(ctx context.Context, name string, n, conc int, marks *firstStep, start func(key string) error) (*phaseResult, error) {
+	return idlePhase(ctx, name, n, conc, marks, start, nil)
+}
+
+// idlePhase is phase with, when conc is 1 and closed is set, a wait for each run to close
+// (closed(key)) before the next send: every send then meets an idle system, where phase
+// sends the next event while the previous run is still finishing.
+func idlePhase(ctx context.Context, name string, n, conc int, marks *firstStep, start func(key string) error, closed func(key string) error) (*phaseResult, error) {
 	marks.reset(n)
 	sent := make([]time.Time, n)
 	keys := make([]string, n)
@@ -497,6 +546,12 @@ func phase(ctx context.Context, name string, n, conc int, marks *firstStep, star
 						case <-ctx.Done():
 							return
 						case <-time.After(200 * time.Microsecond):
+						}
+					}
+					if closed != nil {
+						if err := closed(keys[i]); err != nil {
+							errc <- fmt.Errorf("%s: waiting for run %s to close: %w", name, keys[i], err)
+							return
 						}
 					}
 				}

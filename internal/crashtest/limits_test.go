@@ -71,6 +71,15 @@ func spanning(app *adapter.App, id string, limit int) error {
 				if err := overlap.Run(ctx, rdb, []string{key, key + ":max"}).Err(); err != nil {
 					return false, err
 				}
+				if limit == 0 {
+					// Unlimited: hold the step until another one runs alongside (or 2 s
+					// pass), so the test sees the overlap however the starts are spread.
+					for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+						if n, _ := rdb.Get(ctx, key).Int(); n >= 2 {
+							break
+						}
+					}
+				}
 				time.Sleep(30 * time.Millisecond)
 				return true, rdb.Decr(ctx, key).Err()
 			})

@@ -25,7 +25,10 @@ var ErrInvalid = errors.New("eventlog: invalid event")
 // ClientID whose row is DedupWindow old or older makes a new event; the old row stays.
 //
 // New events are leased until leaseUntil: the caller dispatches them, and Claim by anyone
-// waits for the lease to expire.
+// waits for the lease to expire. A Record with DispatchedAt set is written as dispatched,
+// with its Runs and Reason, in the same transaction (one write for an event its caller
+// dispatched before appending it and can dispatch again, idempotently, if the append
+// fails); an existing event found by dedup keeps its own state.
 //
 // Group commit: concurrent calls on one Log share a transaction (up to MaxBatch events; a
 // larger call is one transaction of its own), so many small requests cost one commit, not
@@ -73,6 +76,10 @@ func (l *Log) rows(env string, recs []Record, leaseUntil time.Time) ([]*row, err
 		}
 		if !rec.ReceivedAt.IsZero() {
 			r.received = rec.ReceivedAt.UnixMilli()
+		}
+		if rec.DispatchedAt != nil {
+			at := rec.DispatchedAt.UnixMilli()
+			r.dispatched, r.runs, r.reason = &at, encodeRuns(rec.Runs), rec.Reason
 		}
 		rows[i] = r
 	}

@@ -62,6 +62,46 @@ func TestAppendGet(t *testing.T) {
 	})
 }
 
+// An event appended already dispatched is one write: listed with its outcome, never
+// pending or claimed; a retry of it finds the logged event and changes nothing.
+func TestAppendDispatched(t *testing.T) {
+	each(t, func(t *testing.T, s *store) {
+		l := s.open(t)
+		ctx := context.Background()
+		at := s.clock.Now().Add(-time.Second)
+		started, none := ev("inngest/function.finished"), ev("inngest/function.finished")
+		started.DispatchedAt, started.Runs = &at, []string{"run-1", "run-2"}
+		none.DispatchedAt, none.Reason = &at, "no matching function"
+		plain := ev("shop/plain")
+		mustAppend(t, l, "prod", started, plain, none)
+		for _, want := range []Record{started, none} {
+			got, err := l.Get(ctx, "prod", want.InternalID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.DispatchedAt == nil || !got.DispatchedAt.Equal(at) || fmt.Sprint(got.Runs) != fmt.Sprint(want.Runs) || got.Reason != want.Reason {
+				t.Fatalf("Get = %+v, want dispatched at %v with runs %v reason %q", got, at, want.Runs, want.Reason)
+			}
+		}
+		if n, err := l.Pending(ctx, "prod"); err != nil || n != 1 {
+			t.Errorf("Pending = %d, %v; want 1 (the plain event)", n, err)
+		}
+		s.clock.Advance(time.Hour + time.Second)
+		got, err := l.Claim(ctx, "prod", 10, s.far())
+		if err != nil || len(got) != 1 || got[0].InternalID != plain.InternalID {
+			t.Fatalf("Claim = %+v, %v; want only the plain event", got, err)
+		}
+		retry := started
+		retry.Runs = []string{"other"}
+		if out := mustAppend(t, l, "prod", retry); out[0].New {
+			t.Fatalf("a retried append wrote the event again: %+v", out)
+		}
+		if got, _ := l.Get(ctx, "prod", started.InternalID); fmt.Sprint(got.Runs) != "[run-1 run-2]" {
+			t.Errorf("a retried append changed the runs to %v", got.Runs)
+		}
+	})
+}
+
 func TestDedupClientID(t *testing.T) {
 	each(t, func(t *testing.T, s *store) {
 		l := s.open(t)

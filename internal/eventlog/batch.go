@@ -13,6 +13,11 @@ type row struct {
 	env, id, name      string
 	client, key, event []byte // key: dedupKey, nil without a client id
 	received, lease    int64
+	// dispatched (Unix ms, nil: not yet), runs and reason: an event appended already
+	// dispatched (Record.DispatchedAt set).
+	dispatched *int64
+	runs       *string
+	reason     string
 
 	// rep is the earlier event of the same transaction this one is a duplicate of (nil:
 	// the event is written, or found in the log, itself).
@@ -102,7 +107,13 @@ func (b *batch) write(ctx context.Context, l *Log, tx *sql.Tx) error {
 			return fmt.Errorf("release expired client ids: %w", err)
 		}
 	}
-	written, err := l.d.insert(ctx, tx, b.rows)
+	var written map[string]bool
+	var err error
+	if len(b.rows) == 1 && l.insertOne != nil {
+		written, err = insertOne(ctx, tx.StmtContext(ctx, l.insertOne), b.rows[0])
+	} else {
+		written, err = l.d.insert(ctx, tx, b.rows)
+	}
 	if err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
@@ -117,6 +128,19 @@ func (b *batch) write(ctx context.Context, l *Log, tx *sql.Tx) error {
 		return resolveTaken(ctx, l.d, tx, taken)
 	}
 	return nil
+}
+
+// insertOne writes r with the dialect's insertOne statement.
+func insertOne(ctx context.Context, st *sql.Stmt, r *row) (map[string]bool, error) {
+	res, err := st.ExecContext(ctx, r.env, r.id, r.client, r.key, r.name, r.event, r.received, r.lease, r.dispatched, r.runs, r.reason)
+	if err != nil {
+		return nil, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{r.id: n == 1}, nil
 }
 
 // resolveTaken sets the outcome of rows the insert skipped to the event already in the

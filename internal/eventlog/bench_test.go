@@ -42,6 +42,17 @@ func BenchmarkAppend(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 				b.ReportMetric(float64(b.N)/float64(max(1, l.w.txns)), "events/tx")
 			})
+			// One request at a time (an idle intake): the latency of one commit.
+			b.Run("1-event-sequential", func(b *testing.B) {
+				l := newStore(b, backend).open(b)
+				n := 0
+				for b.Loop() {
+					if _, err := l.Append(ctx, "prod", []Record{typical(n, false)}, lease); err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			})
 			b.Run("500-events", func(b *testing.B) {
 				l := newStore(b, backend).open(b)
 				recs := make([]Record, 500)

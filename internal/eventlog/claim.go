@@ -76,7 +76,18 @@ func (l *Log) Dispatched(ctx context.Context, ds []Dispatch) error {
 			uniq = append(uniq, d)
 		}
 	}
-	err := l.writeTx(ctx, func(tx *sql.Tx) error { return l.d.dispatched(ctx, tx, uniq, l.now()) })
+	err := l.writeTx(ctx, func(tx *sql.Tx) error {
+		if l.dispatchOne == nil {
+			return l.d.dispatched(ctx, tx, uniq, l.now())
+		}
+		st, now := tx.StmtContext(ctx, l.dispatchOne), l.now()
+		for _, d := range uniq {
+			if _, err := st.ExecContext(ctx, now, encodeRuns(d.Runs), d.Reason, d.InternalID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return l.fail("record dispatch", err)
 }
 

@@ -32,8 +32,14 @@ type dialect struct {
 	// insert writes rows (skipping any whose internal id or dedup key is taken) and returns
 	// the internal ids it wrote.
 	insert func(ctx context.Context, tx *sql.Tx, rows []*row) (map[string]bool, error)
-	// dispatched records the outcomes (see Log.Dispatched).
-	dispatched func(ctx context.Context, tx *sql.Tx, ds []Dispatch, now int64) error
+	// insertOne, when set, is a statement Open prepares that inserts one row (the eleven
+	// columns of a row in order, skipping it when its internal id or dedup key is taken):
+	// a transaction of one row uses it instead of insert.
+	insertOne string
+	// dispatched records the outcomes (see Log.Dispatched), unless dispatchOne is set: a
+	// statement Open prepares that records one (now, runs, reason, internal id).
+	dispatched  func(ctx context.Context, tx *sql.Tx, ds []Dispatch, now int64) error
+	dispatchOne string
 	// lockKeys, when set, takes transaction locks on dedup keys (sorted) before they are
 	// released or inserted, so appenders in other processes never deadlock on them.
 	lockKeys func(ctx context.Context, tx *sql.Tx, keys [][]byte) error

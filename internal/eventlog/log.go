@@ -73,6 +73,8 @@ type Log struct {
 	// one writer per file; waiting here beats SQLite's sleeping busy handler).
 	wsem chan struct{}
 	w    *writer
+	// insertOne and dispatchOne are the dialect's, prepared (nil without).
+	insertOne, dispatchOne *sql.Stmt
 }
 
 // Open validates o, connects to the store (failing fast with an error naming it, without
@@ -94,6 +96,18 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("eventlog: schema of %s: %w", name, err)
 	}
+	for _, p := range []struct {
+		query string
+		st    **sql.Stmt
+	}{{d.insertOne, &l.insertOne}, {d.dispatchOne, &l.dispatchOne}} {
+		if p.query == "" {
+			continue
+		}
+		if *p.st, err = db.PrepareContext(ctx, p.query); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("eventlog: prepare statements on %s: %w", name, err)
+		}
+	}
 	l.w = startWriter(l)
 	return l, nil
 }
@@ -113,6 +127,11 @@ func connect(ctx context.Context, url string) (*dialect, *sql.DB, string, error)
 func (l *Log) Close() error {
 	if !l.w.stop() {
 		return nil
+	}
+	for _, st := range []*sql.Stmt{l.insertOne, l.dispatchOne} {
+		if st != nil {
+			_ = st.Close()
+		}
 	}
 	return l.db.Close()
 }

@@ -87,20 +87,24 @@ func pgInsert(ctx context.Context, tx *sql.Tx, rows []*row) (map[string]bool, er
 	env, id, name := make([]string, n), make([]string, n), make([]string, n)
 	client, key, event := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	received, lease := make([]int64, n), make([]int64, n)
+	dispatched, runs, reason := make([]*int64, n), make([]*string, n), make([]string, n)
 	for i, r := range rows {
 		env[i], id[i], name[i] = r.env, r.id, r.name
 		client[i], key[i], event[i] = r.client, r.key, r.event
 		received[i], lease[i] = r.received, r.lease
+		dispatched[i], runs[i], reason[i] = r.dispatched, r.runs, r.reason
 	}
 	q, err := tx.QueryContext(ctx, `INSERT INTO tempest_events
-		(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms)
-		SELECT env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms
-		FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::int8[], $8::int8[])
-			WITH ORDINALITY AS r(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms, ord)
+		(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms, dispatched_at_ms, runs, reason)
+		SELECT env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms, dispatched_at_ms, runs, reason
+		FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[], $6::bytea[], $7::int8[], $8::int8[],
+				$9::int8[], $10::text[], $11::text[])
+			WITH ORDINALITY AS r(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms,
+				dispatched_at_ms, runs, reason, ord)
 		ORDER BY ord
 		ON CONFLICT DO NOTHING
 		RETURNING internal_id`,
-		env, id, client, key, name, event, received, lease)
+		env, id, client, key, name, event, received, lease, dispatched, runs, reason)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ const sqliteBusyTimeout = 10_000 // ms
 // sqliteMaxConns bounds one Log's connections to the file (each has its own page cache).
 const sqliteMaxConns = 8
 
-// sqliteInsertRows is how many rows one INSERT binds (8 placeholders each).
+// sqliteInsertRows is how many rows one INSERT binds (11 placeholders each).
 const sqliteInsertRows = 64
 
 var sqlite = &dialect{
@@ -40,8 +40,17 @@ var sqlite = &dialect{
 	pending:      "tempest_events INDEXED BY tempest_events_pending",
 	serialWrites: true,
 	insert:       sqliteInsert,
-	dispatched:   sqliteDispatched,
-	retryable:    func(error) bool { return false }, // the busy timeout already waited
+	// A single-row insert without RETURNING needs no statement journal (whose 64 KiB
+	// buffer SQLite allocates and frees per statement), and prepared once it is not parsed
+	// per request: an idle intake's commit, 0.86 -> 0.5 ms.
+	insertOne: `INSERT INTO tempest_events
+		(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms,
+		 dispatched_at_ms, runs, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+	// One update per event, prepared once.
+	dispatchOne: `UPDATE tempest_events
+		SET dispatched_at_ms = COALESCE(dispatched_at_ms, $1), runs = $2, reason = $3
+		WHERE internal_id = $4`,
+	retryable: func(error) bool { return false }, // the busy timeout already waited
 }
 
 // sqlitePath is the file of a sqlite:<path>, sqlite://<path> or plain-path URL.
@@ -94,14 +103,15 @@ func sqliteInsert(ctx context.Context, tx *sql.Tx, rows []*row) (map[string]bool
 	for _, part := range chunks(rows, sqliteInsertRows) {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO tempest_events
-			(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms) VALUES `)
-		args := make([]any, 0, 8*len(part))
+			(env, internal_id, client_id, dedup_key, name, event, received_at_ms, lease_until_ms,
+			 dispatched_at_ms, runs, reason) VALUES `)
+		args := make([]any, 0, 11*len(part))
 		for i, r := range part {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, r.env, r.id, r.client, r.key, r.name, r.event, r.received, r.lease)
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r.env, r.id, r.client, r.key, r.name, r.event, r.received, r.lease, r.dispatched, r.runs, r.reason)
 		}
 		b.WriteString(" ON CONFLICT DO NOTHING RETURNING internal_id")
 		q, err := tx.QueryContext(ctx, b.String(), args...)
@@ -117,21 +127,4 @@ func sqliteInsert(ctx context.Context, tx *sql.Tx, rows []*row) (map[string]bool
 		}
 	}
 	return out, nil
-}
-
-// sqliteDispatched updates the events one statement each (prepared once).
-func sqliteDispatched(ctx context.Context, tx *sql.Tx, ds []Dispatch, now int64) error {
-	st, err := tx.PrepareContext(ctx, `UPDATE tempest_events
-		SET dispatched_at_ms = COALESCE(dispatched_at_ms, $1), runs = $2, reason = $3
-		WHERE internal_id = $4`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for _, d := range ds {
-		if _, err := st.ExecContext(ctx, now, encodeRuns(d.Runs), d.Reason, d.InternalID); err != nil {
-			return err
-		}
-	}
-	return nil
 }
