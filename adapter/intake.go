@@ -101,10 +101,7 @@ func (in *intake) heldIDs() []string {
 func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 	recs := make([]eventlog.Record, len(evs))
 	for i, ev := range evs {
-		recs[i] = eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
-		if ev.ownID {
-			recs[i].ClientID = ev.ev.ID
-		}
+		recs[i] = ev.record()
 	}
 	out, err := a.events.Append(ctx, a.opts.Environment, recs, time.Now().Add(a.intake.lease))
 	if err != nil {
@@ -140,6 +137,15 @@ func (a *App) accept(ctx context.Context, evs []*accepted) (*pending, error) {
 	return p, nil
 }
 
+// record is ev as the log stores it (its client id is its dedup key).
+func (ev *accepted) record() eventlog.Record {
+	r := eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received}
+	if ev.ownID {
+		r.ClientID = ev.ev.ID
+	}
+	return r
+}
+
 // logDispatched lists an event that was dispatched outside the log (a cron tick's).
 func (a *App) logDispatched(ctx context.Context, ev *accepted, run string) error {
 	var runs []string
@@ -169,11 +175,8 @@ func (a *App) logOutcome(ctx context.Context, evs []*accepted, runs [][]string, 
 	now := time.Now()
 	recs := make([]eventlog.Record, len(evs))
 	for i, ev := range evs {
-		recs[i] = eventlog.Record{InternalID: ev.internal.String(), Name: ev.ev.Name, Event: ev.norm, ReceivedAt: ev.received,
-			DispatchedAt: &now, Runs: runs[i], Reason: reasons[i]}
-		if ev.ownID {
-			recs[i].ClientID = ev.ev.ID
-		}
+		recs[i] = ev.record()
+		recs[i].DispatchedAt, recs[i].Runs, recs[i].Reason = &now, runs[i], reasons[i]
 	}
 	if _, err := a.events.Append(ctx, a.opts.Environment, recs, now); err != nil {
 		return fmt.Errorf("write events to the log: %w", err)
