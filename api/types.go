@@ -41,6 +41,13 @@ type Backend interface {
 	// RemoveApp deletes a retired app's registry entry (its functions stop receiving
 	// events); ErrAppNotFound for an unknown app.
 	RemoveApp(ctx context.Context, app string) error
+	// ListRuns is one page of runs (GET /v2/runs); an unknown app is ErrAppNotFound, an
+	// unknown function ErrNotFound, a bad If an *InputError.
+	ListRuns(ctx context.Context, q RunQuery) (*RunPage, error)
+	// RunV2 is a run in the v2 shape, with its output.
+	RunV2(ctx context.Context, id string) (*RunV2, error)
+	// EventRunsV2 are the runs an event started, in the v2 shape.
+	EventRunsV2(ctx context.Context, id string) ([]RunV2, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.
