@@ -73,12 +73,7 @@ func (a *App) newRunLister(ctx context.Context, q api.RunQuery) (*runLister, err
 	if err != nil {
 		return nil, err
 	}
-	l := &runLister{a: a, q: q, apps: map[string]string{}}
-	for _, app := range s.Apps {
-		for _, f := range app.Functions {
-			l.apps[f.ID] = app.ID
-		}
-	}
+	l := &runLister{a: a, q: q, apps: functionApps(s)}
 	var clauses []string
 	switch {
 	case q.FunctionID != "":
@@ -226,10 +221,9 @@ func (l *runLister) page(ctx context.Context) (*api.RunPage, error) {
 		if err != nil {
 			return nil, err
 		}
-		for i, r := range runs {
+		for _, r := range runs {
 			if len(out.Runs) == l.q.Limit || scanned == runListScan {
 				out.HasMore = true
-				_ = i
 				return out, l.finish(out)
 			}
 			scanned++
@@ -485,10 +479,14 @@ func v2Status(info *workflowpb.WorkflowExecutionInfo, now time.Time) string {
 
 // RunV2 is one run in the v2 shape, with its output once it ended.
 func (a *App) RunV2(ctx context.Context, id string) (*api.RunV2, error) {
-	apps, err := a.functionApps(ctx)
+	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
 	if err != nil {
 		return nil, err
 	}
+	return a.runV2ByID(ctx, id, functionApps(s))
+}
+
+func (a *App) runV2ByID(ctx context.Context, id string, apps map[string]string) (*api.RunV2, error) {
 	desc, err := a.temporal.DescribeWorkflowExecution(ctx, id, "")
 	if err == nil {
 		return a.runV2(ctx, desc.GetWorkflowExecutionInfo(), apps, true)
@@ -509,9 +507,14 @@ func (a *App) EventRunsV2(ctx context.Context, id string) ([]api.RunV2, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
+	if err != nil {
+		return nil, err
+	}
+	apps := functionApps(s) // one registry read for all the event's runs
 	out := make([]api.RunV2, 0, len(rec.Runs))
 	for _, rid := range rec.Runs {
-		r, err := a.RunV2(ctx, rid)
+		r, err := a.runV2ByID(ctx, rid, apps)
 		if errors.Is(err, ErrNotFound) {
 			continue // a debounced or batched run that has not started yet
 		}
@@ -524,16 +527,12 @@ func (a *App) EventRunsV2(ctx context.Context, id string) ([]api.RunV2, error) {
 }
 
 // functionApps maps each function of the registry to its app.
-func (a *App) functionApps(ctx context.Context) (map[string]string, error) {
-	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
-	if err != nil {
-		return nil, err
-	}
+func functionApps(s registry.Snapshot) map[string]string {
 	m := map[string]string{}
 	for _, app := range s.Apps {
 		for _, f := range app.Functions {
 			m[f.ID] = app.ID
 		}
 	}
-	return m, nil
+	return m
 }
