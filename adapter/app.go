@@ -129,6 +129,8 @@ type Options struct {
 type App struct {
 	opts     Options
 	temporal client.Client
+	// dc is the client's data converter: it decodes what histories hold (Redis-kept too).
+	dc       converter.DataConverter
 	redis    redis.UniversalClient
 	owned    []func() // clients New opened, closed by Close
 	log      *slog.Logger
@@ -181,9 +183,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	// Payloads over 256 KiB (large batches, large step results) go to Redis, referenced
 	// from the history.
+	a.dc = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), flowcontrol.PayloadCodec{Redis: a.redis})
 	copts := client.Options{
 		HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
-		DataConverter: converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), flowcontrol.PayloadCodec{Redis: a.redis}),
+		DataConverter: a.dc,
 	}
 	var c client.Client
 	var err error

@@ -90,6 +90,7 @@ func New(b Backend, cfg Config) http.Handler {
 	v2.GET("/apps/:app/functions/:fn/runs", h.listRuns)
 	v2.GET("/runs", h.listRuns)
 	v2.GET("/runs/:id", h.getRunV2)
+	v2.GET("/runs/:id/trace", h.getRunTrace)
 	v2.GET("/events/:id/runs", h.getEventRunsV2)
 	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
 	return r

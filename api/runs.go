@@ -264,6 +264,28 @@ func (h *handlers) getRunV2(c *gin.Context) {
 	ok200(c, run)
 }
 
+// getRunTrace serves GET /v2/runs/{id}/trace: the run and its step timeline.
+func (h *handlers) getRunTrace(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	var withOutput bool
+	if v := c.Query("include_output"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			publicErr(c, 400, fmt.Sprintf("include_output %q: use true or false", v))
+			return
+		}
+		withOutput = b
+	}
+	tr, err := h.b.RunTrace(c.Request.Context(), id, withOutput)
+	if h.fail(c, err, "Function run not found") {
+		return
+	}
+	ok200(c, tr)
+}
+
 // getEventRunsV2 serves GET /v2/events/{id}/runs.
 func (h *handlers) getEventRunsV2(c *gin.Context) {
 	id, ok := ulidParam(c)

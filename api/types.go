@@ -48,6 +48,8 @@ type Backend interface {
 	RunV2(ctx context.Context, id string) (*RunV2, error)
 	// EventRunsV2 are the runs an event started, in the v2 shape.
 	EventRunsV2(ctx context.Context, id string) ([]RunV2, error)
+	// RunTrace is a run with its step timeline (step outputs with withOutput).
+	RunTrace(ctx context.Context, id string, withOutput bool) (*RunTrace, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.

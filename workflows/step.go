@@ -31,8 +31,19 @@ const StepTimeout = 30 * time.Minute
 type StepOutput struct {
 	ID   string          `json:"id"`
 	Data json.RawMessage `json:"data"`
-	// Ended is when the attempt finished (unix ms), for the finish timeout.
-	Ended int64 `json:"ended,omitempty"`
+	// Started and Ended are when the attempt began and finished (unix ms): Ended for the
+	// finish timeout, both for the run's trace.
+	Started int64 `json:"started,omitempty"`
+	Ended   int64 `json:"ended,omitempty"`
+}
+
+// AttemptInfo travels in the details of a failed step attempt's error, so the run's trace
+// can name the step and time the attempt from the history alone.
+type AttemptInfo struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+	Started int64  `json:"started"`
+	Ended   int64  `json:"ended"`
 }
 
 // StepFunc is a step body with its result already encoded as JSON.
@@ -121,6 +132,7 @@ var errRunCancelled = errors.New("the run's cancellation was requested")
 // RunStep is the one local-activity entry point of every step, so the recorded activity
 // type ("RunStep") is stable across code changes.
 func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutput, error) {
+	started := time.Now().UnixMilli()
 	data, err := fn(context.WithValue(ctx, attemptKey{}, attempt))
 	if errors.Is(err, errRunCancelled) {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), runCancelledType, nil)
@@ -128,28 +140,33 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 	if errors.Is(err, errConcurrencyLimited) {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), concurrencyLimitedType, nil)
 	}
+	info := AttemptInfo{ID: id, Attempt: attempt, Started: started, Ended: time.Now().UnixMilli()}
 	if err != nil {
+		opts := temporal.ApplicationErrorOptions{Details: []any{info}}
+		name := "Error"
 		var nr *NonRetriableError
 		var ra *RetryAfterError
 		var appErr *temporal.ApplicationError
 		switch {
 		case errors.As(err, &appErr): // already classified (by Tempest's own step bodies)
-			return StepOutput{}, appErr
+			if appErr.HasDetails() {
+				return StepOutput{}, appErr
+			}
+			name, opts.NonRetryable, opts.NextRetryDelay = appErr.Type(), appErr.NonRetryable(), appErr.NextRetryDelay()
+			return StepOutput{}, temporal.NewApplicationErrorWithOptions(appErr.Message(), name, opts)
 		case errors.As(err, &nr):
-			return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), "NonRetriableError", nil)
+			name, opts.NonRetryable = "NonRetriableError", true
 		case errors.As(err, &ra):
-			return StepOutput{}, temporal.NewApplicationErrorWithOptions(err.Error(), "RetryAfterError",
-				temporal.ApplicationErrorOptions{NextRetryDelay: clampRetryAfter(ra.Delay)})
-		default:
-			return StepOutput{}, temporal.NewApplicationError(err.Error(), "Error")
+			name, opts.NextRetryDelay = "RetryAfterError", clampRetryAfter(ra.Delay)
 		}
+		return StepOutput{}, temporal.NewApplicationErrorWithOptions(err.Error(), name, opts)
 	}
 	if len(data) > MaxStepOutput {
-		return StepOutput{}, temporal.NewNonRetryableApplicationError(
+		return StepOutput{}, temporal.NewApplicationErrorWithOptions(
 			fmt.Sprintf("the step returned %d bytes of JSON, over the limit of %d", len(data), MaxStepOutput),
-			"OutputTooLarge", nil)
+			"OutputTooLarge", temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{info}})
 	}
-	return StepOutput{ID: id, Data: data, Ended: time.Now().UnixMilli()}, nil
+	return StepOutput{ID: id, Data: data, Started: started, Ended: info.Ended}, nil
 }
 
 // Run executes a step: memoized by id, each attempt one local activity, retried per the

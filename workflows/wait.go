@@ -79,6 +79,9 @@ func (st *runState) triggerMap() map[string]any {
 	return m
 }
 
+// waitSignalPrefix + the step id is the signal that resumes a wait for an event.
+const waitSignalPrefix = "tempest/wait/"
+
 func (st *runState) newWait(kind, id, event, ifExpr, match string, timeout time.Duration) flowcontrol.Wait {
 	w := flowcontrol.Wait{
 		ID: st.in.RunID + "/" + id, Kind: kind, Event: event, WorkflowID: workflow.GetInfo(st.wctx).WorkflowExecution.ID,
@@ -86,7 +89,7 @@ func (st *runState) newWait(kind, id, event, ifExpr, match string, timeout time.
 		Expires: workflow.GetInfo(st.wctx).WorkflowStartTime.Add(timeout).UnixMilli(),
 	}
 	if kind == flowcontrol.KindWait {
-		w.Signal = "tempest/wait/" + id
+		w.Signal = waitSignalPrefix + id
 		w.Expires = workflow.Now(st.wctx).Add(timeout).UnixMilli()
 	}
 	if match != "" {
