@@ -42,6 +42,11 @@ type candidate struct {
 	lock     string    // the singleton lock the run holds ("" none)
 	startAt  time.Time // its throttle slot
 	listed   string    // the id to list under the event ("" none)
+
+	// A rerun: the run it reruns, and from which step with which results reused.
+	rerunOf  string
+	fromStep *workflows.FromStep
+	reused   []workflows.StepMemo
 }
 
 // admit takes accepted events through the start path and returns, per event, the run ids
@@ -266,6 +271,7 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 		EventID: ev.internal.String(), Cancel: f.cancel, ScheduledAt: time.Now().UnixMilli(),
 		StartTimeout: f.startTimeout, FinishTimeout: f.finishTimeout,
 		Concurrency: f.leases(ev), Priority: f.priorityFactor(ev), Throttle: f.gate(ev),
+		RerunOf: c.rerunOf, FromStep: c.fromStep, Reused: c.reused,
 	}
 	if in.Throttle != nil {
 		in.Throttle.SlotMS = c.startAt.UnixMilli()
@@ -282,6 +288,17 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 	if err := injectedStartFault(f.slug); err != nil {
 		return err
 	}
+	summary := fmt.Sprintf("%s ← %s (event %s)", f.slug, shorten(ev.ev.Name, 100), ev.internal)
+	sa := []temporal.SearchAttributeUpdate{
+		SAFunctionID.ValueSet(f.slug), SAEventID.ValueSet(ev.internal.String()), SAEventName.ValueSet(ev.ev.Name),
+	}
+	if c.rerunOf != "" { // linked both ways: this run names the original, the original lists it
+		summary = fmt.Sprintf("%s rerun of %s", f.slug, c.rerunOf)
+		if c.fromStep != nil {
+			summary += " from step " + shorten(c.fromStep.ID, 100)
+		}
+		sa = append(sa, SARerunOf.ValueSet(c.rerunOf))
+	}
 	delay := max(time.Until(c.startAt), 0)
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       c.run,
@@ -295,12 +312,8 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 		// here); without a local worker the server dispatches as usual.
 		EnableEagerStart: delay == 0,
 		Priority:         temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
-		StaticSummary:    fmt.Sprintf("%s ← %s (event %s)", f.slug, shorten(ev.ev.Name, 100), ev.internal),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SAFunctionID.ValueSet(f.slug),
-			SAEventID.ValueSet(ev.internal.String()),
-			SAEventName.ValueSet(ev.ev.Name),
-		),
+		StaticSummary:         summary,
+		TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
 	}, f.slug, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {

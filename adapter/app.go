@@ -361,6 +361,7 @@ var (
 	SAFunctionID = workflows.SAFunctionID
 	SAEventID    = workflows.SAEventID
 	SAEventName  = workflows.SAEventName
+	SARerunOf    = workflows.SARerunOf
 )
 
 // SearchAttributes lists the custom search attributes a namespace needs for Tempest.
@@ -369,6 +370,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SAFunctionID.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SAEventID.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SAEventName.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SARerunOf.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 

@@ -432,6 +432,9 @@ func (a *App) runV2(ctx context.Context, info *workflowpb.WorkflowExecutionInfo,
 	if p := sa[SAEventName.GetName()]; p != nil {
 		_ = dc.FromPayload(p, &r.Trigger.EventName)
 	}
+	if p := sa[SARerunOf.GetName()]; p != nil {
+		_ = dc.FromPayload(p, &r.RerunOf)
+	}
 	r.App.ID = apps[r.Function.ID]
 	started := info.GetExecutionTime().AsTime()
 	if info.GetExecutionTime() == nil {
@@ -483,7 +486,12 @@ func (a *App) RunV2(ctx context.Context, id string) (*api.RunV2, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.runV2ByID(ctx, id, functionApps(s))
+	r, err := a.runV2ByID(ctx, id, functionApps(s))
+	if err != nil || r.Status == api.V2Skipped {
+		return r, err
+	}
+	r.Reruns, err = a.reruns(ctx, id)
+	return r, err
 }
 
 func (a *App) runV2ByID(ctx context.Context, id string, apps map[string]string) (*api.RunV2, error) {

@@ -91,6 +91,7 @@ func New(b Backend, cfg Config) http.Handler {
 	v2.GET("/runs", h.listRuns)
 	v2.GET("/runs/:id", h.getRunV2)
 	v2.GET("/runs/:id/trace", h.getRunTrace)
+	v2.POST("/runs/:id/rerun", h.rerun)
 	v2.GET("/events/:id/runs", h.getEventRunsV2)
 	r.NoRoute(func(c *gin.Context) { publicErr(c, 404, "not found: "+c.Request.Method+" "+c.Request.URL.Path) })
 	return r
@@ -365,6 +366,10 @@ func (h *handlers) fail(c *gin.Context, err error, notFound string) bool {
 		return false
 	case errors.Is(err, ErrNotFound):
 		publicErr(c, 404, notFound)
+	case errors.As(err, new(*InputError)):
+		var inErr *InputError
+		errors.As(err, &inErr)
+		publicErr(c, 400, inErr.Msg)
 	default:
 		h.cfg.Logger.Error("REST request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "error", err)
 		publicErr(c, 500, internalMsg)

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +62,10 @@ type RunV2 struct {
 	Trigger    RunTrigger `json:"trigger"`
 	// Output is the function's result, or {"error": {...}}, with include_output.
 	Output json.RawMessage `json:"output,omitempty"`
+	// RerunOf is the run this one reruns (a rerun or a replayed run); Reruns lists this
+	// run's reruns (GET /v2/runs/{id} only, as visibility has them).
+	RerunOf string   `json:"rerun_of,omitempty"`
+	Reruns  []string `json:"reruns,omitempty"`
 }
 
 // RunFunc names a run's function (its fully qualified id, "<app>-<fn>").
@@ -284,6 +291,42 @@ func (h *handlers) getRunTrace(c *gin.Context) {
 		return
 	}
 	ok200(c, tr)
+}
+
+// rerun serves POST /v2/runs/{id}/rerun: a new run of the same function with the same
+// events, from the start or from a step.
+func (h *handlers) rerun(c *gin.Context) {
+	id, ok := ulidParam(c)
+	if !ok {
+		return
+	}
+	var req RerunRequest
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	if err != nil {
+		publicErr(c, 400, "Invalid request body: "+err.Error())
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			publicErr(c, 400, "Invalid request body: "+err.Error()+` (send {} or {"from_step": {"step_id": "...", "input": ...}})`)
+			return
+		}
+	}
+	if req.FromStep != nil && req.FromStep.StepID == "" {
+		publicErr(c, 400, "from_step.step_id is required: the id of a step of the original run (GET /v2/runs/{id}/trace lists them)")
+		return
+	}
+	if req.FromStep != nil && req.FromStep.Input != nil && !json.Valid(req.FromStep.Input) {
+		publicErr(c, 400, "from_step.input is not JSON")
+		return
+	}
+	out, err := h.b.Rerun(c.Request.Context(), id, req)
+	if h.fail(c, err, "Function run not found") {
+		return
+	}
+	ok200(c, out)
 }
 
 // getEventRunsV2 serves GET /v2/events/{id}/runs.

@@ -72,3 +72,25 @@ type StepErrorInfo struct {
 	Name    string `json:"name"`
 	Message string `json:"message"`
 }
+
+// RerunRequest is the body of POST /v2/runs/{id}/rerun (all optional).
+type RerunRequest struct {
+	// FromStep reruns from this step: the original's steps before it are not executed
+	// again, their recorded results are reused.
+	FromStep *RerunFrom `json:"from_step,omitempty"`
+}
+
+// RerunFrom names the step a rerun starts from and, optionally, the input its body reads
+// (step.Input).
+type RerunFrom struct {
+	StepID string          `json:"step_id"`
+	Input  json.RawMessage `json:"input,omitempty"`
+}
+
+// Rerun is the answer to a rerun: the new run, linked to the original.
+type Rerun struct {
+	RunID   string `json:"run_id"`
+	RerunOf string `json:"rerun_of"`
+	// Reused lists the steps whose recorded results the new run reuses.
+	Reused []string `json:"reused_steps"`
+}

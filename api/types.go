@@ -50,6 +50,9 @@ type Backend interface {
 	EventRunsV2(ctx context.Context, id string) ([]RunV2, error)
 	// RunTrace is a run with its step timeline (step outputs with withOutput).
 	RunTrace(ctx context.Context, id string, withOutput bool) (*RunTrace, error)
+	// Rerun starts a new run of a run's function with its events (*InputError: a step id
+	// the run does not have, or a function no longer registered).
+	Rerun(ctx context.Context, id string, req RerunRequest) (*Rerun, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.

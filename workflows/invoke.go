@@ -20,6 +20,8 @@ var (
 	SAFunctionID = temporal.NewSearchAttributeKeyKeyword("TempestFunctionID")
 	SAEventID    = temporal.NewSearchAttributeKeyKeyword("TempestEventID")
 	SAEventName  = temporal.NewSearchAttributeKeyKeyword("TempestEventName")
+	// SARerunOf is set on a rerun (and a replayed run): the run it reruns.
+	SARerunOf = temporal.NewSearchAttributeKeyKeyword("TempestRerunOf")
 )
 
 // InvokeOpts says which function to run and with what.

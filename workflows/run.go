@@ -49,6 +49,26 @@ type RunInput struct {
 	// Throttle is checked again where the run begins (its scheduled slot only set its
 	// StartDelay): a backlog never begins faster than the throttle allows.
 	Throttle *flowcontrol.Gate `json:"throttle,omitempty"`
+	// RerunOf is the run this one reruns; Reused are the recorded results of the original's
+	// steps before the one it reruns from (they are not executed again), and FromStep
+	// names that step and the input its body reads with StepInput.
+	RerunOf  string     `json:"rerun_of,omitempty"`
+	Reused   []StepMemo `json:"reused,omitempty"`
+	FromStep *FromStep  `json:"from_step,omitempty"`
+}
+
+// StepMemo is the recorded outcome of a step: its result (JSON; absent for a wait that
+// timed out) or its error after the last attempt.
+type StepMemo struct {
+	ID    string          `json:"id"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *StepError      `json:"error,omitempty"`
+}
+
+// FromStep is where a rerun starts executing again.
+type FromStep struct {
+	ID    string          `json:"step_id"`
+	Input json.RawMessage `json:"input,omitempty"`
 }
 
 // Call is what a handler invocation receives besides its context.
@@ -85,6 +105,9 @@ type FunctionInfo struct {
 func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
 		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
+		for _, m := range in.Reused { // a rerun from a step: the steps before it are done
+			st.memo[m.ID] = memoEntry{data: m.Data, err: m.Error}
+		}
 		out, err := st.execute(h)
 		// What the run holds is released whatever happened (the run's context may be
 		// cancelled, so this runs disconnected from it).

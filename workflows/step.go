@@ -51,6 +51,15 @@ type StepFunc func(ctx context.Context) (json.RawMessage, error)
 
 type attemptKey struct{}
 
+type inputKey struct{}
+
+// StepInput is the input a rerun from this step gave it ("from_step": {"input": ...}), for
+// the step body whose ctx this is; false when there is none.
+func StepInput(ctx context.Context) (json.RawMessage, bool) {
+	in, ok := ctx.Value(inputKey{}).(json.RawMessage)
+	return in, ok
+}
+
 // StepAttempt is the 0-based attempt of the step whose body ctx was given to.
 func StepAttempt(ctx context.Context) int {
 	n, _ := ctx.Value(attemptKey{}).(int)
@@ -183,6 +192,12 @@ func Run(ctx context.Context, id string, fn StepFunc) (json.RawMessage, error) {
 func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 	if m, ok := st.memo[id]; ok {
 		return m.result()
+	}
+	if fs := st.in.FromStep; fs != nil && fs.ID == id && fs.Input != nil {
+		body := fn
+		fn = func(ctx context.Context) (json.RawMessage, error) {
+			return body(context.WithValue(ctx, inputKey{}, fs.Input))
+		}
 	}
 	waits := 0
 	for attempt := 0; ; attempt++ {

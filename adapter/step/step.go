@@ -57,6 +57,21 @@ func SleepUntil(ctx context.Context, id string, t time.Time) error {
 // Attempt is the 0-based attempt number of the step whose body received ctx.
 func Attempt(ctx context.Context) int { return workflows.StepAttempt(ctx) }
 
+// Input decodes into v the input a rerun from this step gave it (POST
+// /v2/runs/{id}/rerun with "from_step": {"step_id", "input"}), for the body of the step
+// whose ctx this is. It reports false, leaving v alone, when there is none: a step that
+// takes its input from a closure can let an operator override it this way.
+func Input(ctx context.Context, v any) (bool, error) {
+	raw, ok := workflows.StepInput(ctx)
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("step input %s does not decode into %T: %w", raw, v, err)
+	}
+	return true, nil
+}
+
 // SendEvent sends events (adapter.Event values, or any struct/map with name and data) as a
 // step named id and returns their internal ids. It goes through the same validation and
 // fan-out as POST /e/{key}; a retried step never sends twice.
