@@ -310,8 +310,8 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 		// When this process runs the app's worker, the first workflow task comes back in the
 		// start response and skips matching (about 2 ms instead of 50 ms to the first step
 		// here); without a local worker the server dispatches as usual.
-		EnableEagerStart: delay == 0,
-		Priority:         temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
+		EnableEagerStart:      delay == 0,
+		Priority:              temporal.Priority{PriorityKey: f.priorityKey(in.Priority)},
 		StaticSummary:         summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
 	}, f.slug, in)
