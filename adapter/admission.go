@@ -45,6 +45,7 @@ type candidate struct {
 
 	// A rerun: the run it reruns, and from which step with which results reused.
 	rerunOf  string
+	replayID string
 	fromStep *workflows.FromStep
 	reused   []workflows.StepMemo
 }
@@ -298,6 +299,10 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 			summary += " from step " + shorten(c.fromStep.ID, 100)
 		}
 		sa = append(sa, SARerunOf.ValueSet(c.rerunOf))
+	}
+	if c.replayID != "" {
+		summary = fmt.Sprintf("%s replay %s of %s", f.slug, c.replayID, c.rerunOf)
+		sa = append(sa, SAReplayID.ValueSet(c.replayID))
 	}
 	delay := max(time.Until(c.startAt), 0)
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

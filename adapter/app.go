@@ -362,6 +362,7 @@ var (
 	SAEventID    = workflows.SAEventID
 	SAEventName  = workflows.SAEventName
 	SARerunOf    = workflows.SARerunOf
+	SAReplayID   = workflows.SAReplayID
 )
 
 // SearchAttributes lists the custom search attributes a namespace needs for Tempest.
@@ -371,6 +372,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		SAEventID.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SAEventName.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		SARerunOf.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SAReplayID.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 
@@ -423,6 +425,7 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 	}
 	r.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
 	r.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
+	r.RegisterWorkflowWithOptions(a.replayWorkflow, workflow.RegisterOptions{Name: replayWorkflowType})
 	return nil
 }
 

@@ -26,13 +26,19 @@ import (
 // not executed again: the new run reuses their recorded results.
 func (a *App) Rerun(ctx context.Context, id string, req api.RerunRequest) (*api.Rerun, error) {
 	runID := ids.NewEventID(time.Now()).String()
-	return a.rerun(ctx, id, runID, req)
+	return a.rerun(ctx, id, runID, "", req)
 }
 
-// rerun starts the rerun of id as runID (a replay derives runID from the original, so a
-// second start of the same replay is rejected by Temporal).
-func (a *App) rerun(ctx context.Context, id, runID string, req api.RerunRequest) (*api.Rerun, error) {
-	events, err := a.history(ctx, id)
+// rerun starts the rerun of id as runID, for a replay when replayID is set (a replay
+// derives runID from the original, so a second start of the same replay is rejected).
+func (a *App) rerun(ctx context.Context, id, runID, replayID string, req api.RerunRequest) (*api.Rerun, error) {
+	var events []*historypb.HistoryEvent
+	var err error
+	if req.FromStep != nil {
+		events, err = a.history(ctx, id)
+	} else { // the start is enough
+		events, err = a.startEvent(ctx, id)
+	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		if _, err := a.skipped(ctx, id); err == nil {
@@ -52,7 +58,7 @@ func (a *App) rerun(ctx context.Context, id, runID string, req api.RerunRequest)
 		return nil, &api.InputError{Msg: fmt.Sprintf("function %s of run %s is not registered in this environment any more: register it again to rerun its runs", orig.FunctionID, id)}
 	}
 	out := &api.Rerun{RunID: runID, RerunOf: id, Reused: []string{}}
-	c := &candidate{fn: f, run: runID, rerunOf: id}
+	c := &candidate{fn: f, run: runID, rerunOf: id, replayID: replayID}
 	if req.FromStep != nil {
 		c.fromStep = &workflows.FromStep{ID: req.FromStep.StepID, Input: req.FromStep.Input}
 		if c.reused, err = reusable(workflows.Trace(events, a.dc, true), id, req.FromStep.StepID); err != nil {

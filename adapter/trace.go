@@ -45,3 +45,16 @@ func (a *App) history(ctx context.Context, id string) ([]*historypb.HistoryEvent
 	}
 	return events, nil
 }
+
+// startEvent is the first event of a run's history, its start (as a one-event slice).
+func (a *App) startEvent(ctx context.Context, id string) ([]*historypb.HistoryEvent, error) {
+	it := a.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return nil, nil
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return nil, fmt.Errorf("read the history of run %s: %w", id, err)
+	}
+	return []*historypb.HistoryEvent{ev}, nil
+}

@@ -53,6 +53,11 @@ type Backend interface {
 	// Rerun starts a new run of a run's function with its events (*InputError: a step id
 	// the run does not have, or a function no longer registered).
 	Rerun(ctx context.Context, id string, req RerunRequest) (*Rerun, error)
+	// StartReplay starts a bulk replay (a validated request); Replay reads one's progress
+	// and CancelReplay stops it (the runs it started go on).
+	StartReplay(ctx context.Context, req ReplayRequest) (*Replay, error)
+	Replay(ctx context.Context, id string) (*Replay, error)
+	CancelReplay(ctx context.Context, id string) (*Replay, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.

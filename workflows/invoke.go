@@ -22,6 +22,8 @@ var (
 	SAEventName  = temporal.NewSearchAttributeKeyKeyword("TempestEventName")
 	// SARerunOf is set on a rerun (and a replayed run): the run it reruns.
 	SARerunOf = temporal.NewSearchAttributeKeyKeyword("TempestRerunOf")
+	// SAReplayID is set on the runs a bulk replay started.
+	SAReplayID = temporal.NewSearchAttributeKeyKeyword("TempestReplayID")
 )
 
 // InvokeOpts says which function to run and with what.
