@@ -47,6 +47,9 @@ type replayProgress struct {
 	Skipped   int      `json:"skipped"`
 	Errors    []string `json:"errors,omitempty"`
 	Cancelled bool     `json:"cancelled,omitempty"`
+	// Ended is when a batch ended (unix ms): workflow time stands still while a local
+	// activity runs, so the next batch's timer counts from here.
+	Ended int64 `json:"ended,omitempty"`
 }
 
 // maxReplayErrors is how many skip reasons a replay keeps.
@@ -135,17 +138,26 @@ func (a *App) replayWorkflow(ctx workflow.Context, in replayInput) (replayProgre
 	p.Matched = &n
 	per, period := replayPace(in.Request.Rate)
 	born := workflow.GetInfo(ctx).WorkflowStartTime
-	// Each batch waits a period after the one before it began, never less: a replay that
-	// was held up (its worker died) resumes at its rate, it does not catch up in a burst.
+	// Batches are due a period apart. A replay held up by more than a period (its worker
+	// died, say) restarts the schedule from now: it resumes at its rate, with no burst to
+	// catch up.
 	next := workflow.Now(ctx)
+	var ended time.Time
 	for i := 0; i < n; i += per {
-		if d := next.Sub(workflow.Now(ctx)); d > 0 {
+		now := workflow.Now(ctx)
+		if ended.After(now) {
+			now = ended
+		}
+		if d := next.Sub(now); d > 0 {
 			if err := workflow.NewTimer(ctx, d).Get(ctx, nil); err != nil {
 				p.Cancelled = true
 				return p, nil
 			}
 		}
-		next = workflow.Now(ctx).Add(period)
+		if now := workflow.Now(ctx); now.Sub(next) > period {
+			next = now
+		}
+		next = next.Add(period)
 		batch := runs[i:min(i+per, n)]
 		bctx := workflow.WithLocalActivityOptions(lctx, workflow.LocalActivityOptions{
 			ScheduleToCloseTimeout: 24 * time.Hour, StartToCloseTimeout: time.Minute,
@@ -160,6 +172,7 @@ func (a *App) replayWorkflow(ctx workflow.Context, in replayInput) (replayProgre
 			}
 			return p, err
 		}
+		ended = time.UnixMilli(res.Ended)
 		p.Started += res.Started
 		p.Skipped += res.Skipped
 		for _, e := range res.Errors {
@@ -271,6 +284,7 @@ func (a *App) replayBatch(ctx context.Context, replayID string, born time.Time, 
 	if firstErr != nil {
 		return replayProgress{}, firstErr
 	}
+	p.Ended = time.Now().UnixMilli()
 	return p, nil
 }
 
