@@ -81,6 +81,8 @@ func (a *App) admit(ctx context.Context, evs []*accepted) (runs [][]string, reas
 	for i := range evs {
 		if len(runs[i]) > 0 {
 			reasons[i] = ""
+		} else if reasons[i] == ReasonNoFunction && a.matchesPaused(evs[i]) {
+			reasons[i] = ReasonPaused
 		}
 	}
 	return runs, reasons, nil
@@ -113,6 +115,8 @@ const (
 	ReasonIdempotency = "deduplicated by idempotency key"
 	// ReasonDuplicate: the event was already in a buffer (sent again).
 	ReasonDuplicate = "duplicate"
+	// ReasonPaused: the only functions it triggers are paused (resume can replay it).
+	ReasonPaused = "function paused"
 )
 
 // startAdmitted is the rest of the start path for runs past rate limits and buffers (and

@@ -146,6 +146,7 @@ type App struct {
 	mu        sync.RWMutex
 	functions map[string]*function // this app's, by slug
 	remote    map[string]*function // other apps', from the registry, by slug
+	paused    map[string]bool      // functions paused in the registry, by slug
 	routes    atomic.Pointer[routes]
 }
 
@@ -156,7 +157,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, remote: map[string]*function{}}
-	a.routes.Store(buildRoutes(nil))
+	a.routes.Store(buildRoutes(nil, nil))
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if a.redis = opts.Redis; a.redis == nil {

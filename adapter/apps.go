@@ -32,7 +32,7 @@ func (a *App) Apps(ctx context.Context) ([]api.AppSummary, error) {
 
 // DescribeApp is one app with the workers seen on its task queue.
 func (a *App) DescribeApp(ctx context.Context, id string) (*api.AppDetail, error) {
-	r, err := a.registered(ctx, id)
+	r, _, err := a.registered(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -45,13 +45,13 @@ func (a *App) DescribeApp(ctx context.Context, id string) (*api.AppDetail, error
 
 // AppFunctions lists the functions an app published.
 func (a *App) AppFunctions(ctx context.Context, id string) ([]api.FunctionInfo, error) {
-	r, err := a.registered(ctx, id)
+	r, pauses, err := a.registered(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]api.FunctionInfo, len(r.Functions))
 	for i, f := range r.Functions {
-		if out[i], err = functionInfo(r, f); err != nil {
+		if out[i], err = functionInfo(r, f, pauses); err != nil {
 			return nil, err
 		}
 	}
@@ -61,7 +61,7 @@ func (a *App) AppFunctions(ctx context.Context, id string) ([]api.FunctionInfo, 
 // DescribeFunction is one function of an app, named by its id within the app or its fully
 // qualified id, with the workers seen on the app's task queue.
 func (a *App) DescribeFunction(ctx context.Context, appID, fn string) (*api.FunctionDetail, error) {
-	r, err := a.registered(ctx, appID)
+	r, pauses, err := a.registered(ctx, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (a *App) DescribeFunction(ctx context.Context, appID, fn string) (*api.Func
 	if i < 0 {
 		return nil, fmt.Errorf("function %s of app %s: %w", fn, appID, api.ErrNotFound)
 	}
-	info, err := functionInfo(r, r.Functions[i])
+	info, err := functionInfo(r, r.Functions[i], pauses)
 	if err != nil {
 		return nil, err
 	}
@@ -84,18 +84,18 @@ func (a *App) DescribeFunction(ctx context.Context, appID, fn string) (*api.Func
 	return &api.FunctionDetail{FunctionInfo: info, Workers: ws}, nil
 }
 
-// registered is app id's registry entry.
-func (a *App) registered(ctx context.Context, id string) (registry.App, error) {
+// registered is app id's registry entry, with the environment's pauses.
+func (a *App) registered(ctx context.Context, id string) (registry.App, map[string]registry.Pause, error) {
 	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
 	if err != nil {
-		return registry.App{}, err
+		return registry.App{}, nil, err
 	}
 	for _, r := range s.Apps {
 		if r.ID == id {
-			return r, nil
+			return r, s.Pauses, nil
 		}
 	}
-	return registry.App{}, fmt.Errorf("%s: %w", id, api.ErrAppNotFound)
+	return registry.App{}, nil, fmt.Errorf("%s: %w", id, api.ErrAppNotFound)
 }
 
 // workers are the pollers Temporal saw on the workflow task queue (every Tempest worker
@@ -116,20 +116,25 @@ func appSummary(r registry.App) api.AppSummary {
 	return api.AppSummary{ID: r.ID, TaskQueue: r.TaskQueue, SyncedAt: r.SyncedAt, Version: r.Version, FunctionCount: len(r.Functions)}
 }
 
-func functionInfo(r registry.App, f registry.Function) (api.FunctionInfo, error) {
+func functionInfo(r registry.App, f registry.Function, pauses map[string]registry.Pause) (api.FunctionInfo, error) {
 	cfg, err := json.Marshal(f)
 	if err != nil {
 		return api.FunctionInfo{}, fmt.Errorf("function %s: %w", f.ID, err)
 	}
-	return api.FunctionInfo{
+	info := api.FunctionInfo{
 		ID: f.ID, FunctionID: strings.TrimPrefix(f.ID, r.ID+"-"), Name: f.Name, AppID: r.ID,
 		Version: f.Version, SyncedAt: r.SyncedAt, Config: cfg,
-	}, nil
+	}
+	if p, ok := pauses[f.ID]; ok && p.Paused() {
+		at := p.PausedAt
+		info.Paused, info.PausedAt = true, &at
+	}
+	return info, nil
 }
 
 // RemoveApp deletes a retired app from the environment's registry (api.Backend).
 func (a *App) RemoveApp(ctx context.Context, id string) error {
-	if _, err := a.registered(ctx, id); err != nil {
+	if _, _, err := a.registered(ctx, id); err != nil {
 		return err
 	}
 	return registry.Remove(ctx, a.redis, a.opts.Environment, id)

@@ -85,6 +85,9 @@ func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireA
 	if err := ev.normalize(true); err != nil {
 		return "", err
 	}
+	if a.routes.Load().isPaused(f.slug) { // a paused function's ticks start nothing
+		return "", nil
+	}
 	// A tick starts its function's run directly (no event trigger routes it), then lists
 	// its event in the log as dispatched; a retried tick does both again, idempotently.
 	runID := runIDFor(f, ev)

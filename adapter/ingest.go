@@ -180,11 +180,8 @@ func (a *App) match(ev *accepted) []*function {
 	r := a.routes.Load()
 	var out []*function
 	consider := func(f *function) {
-		for _, t := range f.triggers {
-			if t.matches(ev.ev.Name, ev.asMap) {
-				out = append(out, f)
-				return
-			}
+		if f.fires(ev) {
+			out = append(out, f)
 		}
 	}
 	for _, f := range r.byEvent[ev.ev.Name] {
@@ -196,6 +193,31 @@ func (a *App) match(ev *accepted) []*function {
 		}
 	}
 	return out
+}
+
+// matchesPaused reports whether a paused function's trigger fires on ev.
+func (a *App) matchesPaused(ev *accepted) bool {
+	for _, f := range a.routes.Load().paused {
+		if f.fires(ev) {
+			return true
+		}
+	}
+	return false
+}
+
+// fires reports whether one of f's event triggers fires on ev.
+func (f *function) fires(ev *accepted) bool {
+	for _, t := range f.triggers {
+		if t.matches(ev.ev.Name, ev.asMap) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPaused reports whether function slug is paused.
+func (r *routes) isPaused(slug string) bool {
+	return slices.ContainsFunc(r.paused, func(f *function) bool { return f.slug == slug })
 }
 
 // shorten cuts s to at most n bytes on a rune boundary, marking the cut: summaries stay well

@@ -17,16 +17,23 @@ type routes struct {
 	wildcards []*function
 	bySlug    map[string]*function
 	buffered  []*function // debounce or batch: this process flushes them too
+	// paused functions route no events (bySlug still has them: reruns, invokes); their
+	// events are stored and listed with ReasonPaused.
+	paused []*function
 }
 
 // bySlug orders functions by fully qualified id.
 func bySlug(a, b *function) int { return strings.Compare(a.slug, b.slug) }
 
-func buildRoutes(fns []*function) *routes {
+func buildRoutes(fns []*function, paused map[string]bool) *routes {
 	r := &routes{byEvent: map[string][]*function{}, bySlug: map[string]*function{}}
 	slices.SortFunc(fns, bySlug)
 	for _, f := range fns {
 		r.bySlug[f.slug] = f
+		if paused[f.slug] {
+			r.paused = append(r.paused, f)
+			continue
+		}
 		if f.buffer != nil {
 			r.buffered = append(r.buffered, f)
 		}
@@ -58,7 +65,7 @@ func (a *App) reroute() {
 			fns = append(fns, f)
 		}
 	}
-	a.routes.Store(buildRoutes(fns))
+	a.routes.Store(buildRoutes(fns, a.paused))
 }
 
 // applyRegistry compiles the functions of the other apps in a registry snapshot (reusing
@@ -86,6 +93,12 @@ func (a *App) applyRegistry(s registry.Snapshot) {
 		}
 	}
 	a.remote = remote
+	a.paused = map[string]bool{}
+	for fn, p := range s.Pauses {
+		if p.Paused() {
+			a.paused[fn] = true
+		}
+	}
 	a.reroute()
 }
 

@@ -29,7 +29,7 @@ func BenchmarkMatch1000Functions(b *testing.B) {
 		}
 	}
 	a := &App{}
-	a.routes.Store(buildRoutes(fns))
+	a.routes.Store(buildRoutes(fns, nil))
 	ev := &accepted{ev: inbound{Name: "app7/event10"}, mapForm: map[string]any{"name": "app7/event10", "data": map[string]any{"amount": 42.0}}}
 	if n := len(a.match(ev)); n != 2 { // its function and its app's wildcard
 		b.Fatalf("matched %d functions, want 2", n)
@@ -47,7 +47,7 @@ func BenchmarkMatchOneFunction(b *testing.B) {
 		b.Fatal(err)
 	}
 	a := &App{}
-	a.routes.Store(buildRoutes([]*function{f}))
+	a.routes.Store(buildRoutes([]*function{f}, nil))
 	ev := &accepted{ev: inbound{Name: "app7/event10"}, mapForm: map[string]any{"name": "app7/event10", "data": map[string]any{"amount": 42.0}}}
 	b.ReportAllocs()
 	for b.Loop() {

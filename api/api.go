@@ -90,6 +90,8 @@ func New(b Backend, cfg Config) http.Handler {
 	v2.GET("/apps/:app/functions", h.listAppFunctions)
 	v2.GET("/apps/:app/functions/:fn", h.getAppFunction)
 	v2.DELETE("/apps/:app", h.removeApp)
+	v2.POST("/apps/:app/functions/:fn/pause", h.pauseFunction)
+	v2.POST("/apps/:app/functions/:fn/resume", h.resumeFunction)
 	v2.GET("/apps/:app/functions/:fn/runs", h.listRuns)
 	v2.GET("/runs", h.listRuns)
 	v2.GET("/runs/:id", h.getRunV2)

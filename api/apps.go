@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 
 	"github.com/gin-gonic/gin"
 )
@@ -59,13 +58,8 @@ func (h *handlers) listAppFunctions(c *gin.Context) {
 }
 
 func (h *handlers) getAppFunction(c *gin.Context) {
-	app, fn := c.Param("app"), c.Param("fn")
-	out, err := h.b.DescribeFunction(c.Request.Context(), app, fn)
-	msg := "Function not found: " + fn + " in app " + app
-	if errors.Is(err, ErrAppNotFound) {
-		msg = "App not found: " + app
-	}
-	if h.fail(c, err, msg) {
+	out, err := h.b.DescribeFunction(c.Request.Context(), c.Param("app"), c.Param("fn"))
+	if h.failFunction(c, err) {
 		return
 	}
 	ok200(c, out)

@@ -53,6 +53,10 @@ type Backend interface {
 	// Rerun starts a new run of a run's function with its events (*InputError: a step id
 	// the run does not have, or a function no longer registered).
 	Rerun(ctx context.Context, id string, req RerunRequest) (*Rerun, error)
+	// PauseFunction pauses a function; ResumeFunction resumes it and, with replay, starts
+	// the runs of the events it received while paused.
+	PauseFunction(ctx context.Context, app, fn string) (*FunctionDetail, error)
+	ResumeFunction(ctx context.Context, app, fn string, replay bool) (*Resumed, error)
 	// StartReplay starts a bulk replay (a validated request); Replay reads one's progress
 	// and CancelReplay stops it (the runs it started go on).
 	StartReplay(ctx context.Context, req ReplayRequest) (*Replay, error)
@@ -191,6 +195,10 @@ type FunctionInfo struct {
 	// Config is the whole configuration in the shape the SDKs sync (camelCase): triggers,
 	// retries, flow control, cancel, timeouts, singleton, version.
 	Config json.RawMessage `json:"config"`
+	// Paused is set while the function is paused (since PausedAt): its events are stored
+	// and start no runs.
+	Paused   bool       `json:"paused"`
+	PausedAt *time.Time `json:"paused_at,omitempty"`
 }
 
 // FunctionDetail is one function (GET /v2/apps/{app}/functions/{fn}).

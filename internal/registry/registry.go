@@ -6,11 +6,14 @@
 //	tempest:{reg:<env>}:apps     hash: app id -> App (JSON)
 //	tempest:{reg:<env>}:version  counter, incremented by every publish
 //	tempest:{reg:<env>}:changed  pub/sub channel: a publish names its app
+//	tempest:{reg:<env>}:paused   hash: function id -> Pause (JSON)
 //
 // The keys are owned by the apps: they do not expire (a function whose workers are all down
 // keeps its registration, so its events are still accepted) and an app's entry changes only
 // when the app publishes again (sync semantics: the new set replaces the old) or is removed
-// with Remove.
+// with Remove. Pauses are the operators': an app's publish leaves them alone; a function's
+// entry stays after it is resumed (its last pause, for replaying what came meanwhile) and
+// goes with Drop.
 package registry
 
 import (
@@ -41,6 +44,34 @@ type App struct {
 func keys(env string) (apps, version, channel string) {
 	tag := "tempest:{reg:" + env + "}"
 	return tag + ":apps", tag + ":version", tag + ":changed"
+}
+
+func pausedKey(env string) string { return "tempest:{reg:" + env + "}:paused" }
+
+// Pause is a function's last pause: paused since PausedAt, until ResumedAt (nil: paused).
+type Pause struct {
+	PausedAt  time.Time  `json:"paused_at"`
+	ResumedAt *time.Time `json:"resumed_at,omitempty"`
+}
+
+// Paused reports whether the function is paused now.
+func (p Pause) Paused() bool { return p.ResumedAt == nil }
+
+// SetPause records function fn's pause (or its resume) in env and tells every process.
+func SetPause(ctx context.Context, rdb redis.UniversalClient, env, fn string, p Pause) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	_, version, channel := keys(env)
+	pipe := rdb.TxPipeline()
+	pipe.HSet(ctx, pausedKey(env), fn, b)
+	pipe.Incr(ctx, version)
+	pipe.Publish(ctx, channel, fn)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("registry: pause %s: %w", fn, err)
+	}
+	return nil
 }
 
 // Hash is the version of a configuration: the same configuration, the same hash.
@@ -86,6 +117,8 @@ func Remove(ctx context.Context, rdb redis.UniversalClient, env, appID string) e
 type Snapshot struct {
 	Version int64
 	Apps    []App // by id
+	// Pauses are the functions' last pauses, by function id (Pause.Paused: paused now).
+	Pauses map[string]Pause
 }
 
 // Load reads the whole registry of env.
@@ -94,10 +127,18 @@ func Load(ctx context.Context, rdb redis.UniversalClient, env string) (Snapshot,
 	pipe := rdb.TxPipeline()
 	v := pipe.Get(ctx, version)
 	all := pipe.HGetAll(ctx, apps)
+	paused := pipe.HGetAll(ctx, pausedKey(env))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Snapshot{}, fmt.Errorf("registry: load: %w", err)
 	}
-	s := Snapshot{}
+	s := Snapshot{Pauses: map[string]Pause{}}
+	for fn, raw := range paused.Val() {
+		var p Pause
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return Snapshot{}, fmt.Errorf("registry: pause of %s: %w", fn, err)
+		}
+		s.Pauses[fn] = p
+	}
 	if v.Val() != "" {
 		s.Version, _ = strconv.ParseInt(v.Val(), 10, 64)
 	}
@@ -177,5 +218,5 @@ func Watch(ctx context.Context, rdb redis.UniversalClient, env string, apply fun
 // tests and for retiring an environment.
 func Drop(ctx context.Context, rdb redis.UniversalClient, env string) error {
 	apps, version, _ := keys(env)
-	return rdb.Del(ctx, apps, version).Err()
+	return rdb.Del(ctx, apps, version, pausedKey(env)).Err()
 }
