@@ -40,6 +40,12 @@ Usage:
   tempest worker          the example functions' worker only (app tempest-dev), publishing them to the registry
   tempest bench [flags]   measure ingest throughput and event -> first step latency vs raw Temporal
 
+Client commands, against TEMPEST_URL (default http://127.0.0.1:8288) with INNGEST_SIGNING_KEY:
+  tempest send NAME [--data JSON] [--id ID]       send an event (or JSON events on stdin)
+  tempest runs list|get|trace|cancel|rerun        list and operate runs
+  tempest replay start|status|cancel              bulk replay a function's runs
+  Exit codes: 0 ok, 1 failed (server, network, auth), 2 bad usage or rejected input (400), 3 not found.
+
 Run "tempest <command> -h" for the flags of a command.
 `
 
@@ -60,6 +66,12 @@ func main() {
 		err = workerCmd(ctx, os.Args[2:], os.Stdout)
 	case "bench":
 		err = benchCmd(ctx, os.Args[2:], os.Stdout)
+	case "send":
+		err = sendCmd(ctx, os.Args[2:], os.Stdin, os.Stdout)
+	case "runs":
+		err = runsCmd(ctx, os.Args[2:], os.Stdout)
+	case "replay":
+		err = replayCmd(ctx, os.Args[2:], os.Stdout, isTerminal(os.Stdout))
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -68,7 +80,7 @@ func main() {
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "tempest:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 

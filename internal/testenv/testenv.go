@@ -40,9 +40,16 @@ func RedisURL() string {
 }
 
 func start() {
-	server, err = devserver.Start(context.Background(), devserver.Options{
-		InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(),
-	})
+	// A port picked free can be taken before the server binds it (another test binary
+	// starting its own server): try again with other ports.
+	for range 3 {
+		server, err = devserver.Start(context.Background(), devserver.Options{
+			InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(),
+		})
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
 	if err != nil {
 		return
 	}
