@@ -1,0 +1,42 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Outside dev every route under /v1 and /v2 (every surface that reads or changes runs,
+// events, apps, functions and replays) answers 401 without the signing key, before it
+// reaches the backend (nil here: reaching it would be a 500).
+func TestEveryRESTRouteRequiresTheSigningKey(t *testing.T) {
+	eng, ok := New(nil, Config{SigningKey: "sk", EventKeys: []string{"ek"}}).(*gin.Engine)
+	if !ok {
+		t.Fatal("New no longer returns the gin engine: list its routes another way")
+	}
+	n := 0
+	for _, r := range eng.Routes() {
+		if !strings.HasPrefix(r.Path, "/v1/") && !strings.HasPrefix(r.Path, "/v2/") {
+			continue
+		}
+		n++
+		path := strings.NewReplacer(":id", "01M8C5A8AE54CATSG6QDR7G7T3", ":app", "a", ":fn", "f").Replace(r.Path)
+		for _, auth := range []string{"", "Bearer wrong"} {
+			req := httptest.NewRequest(r.Method, path, strings.NewReader("{}"))
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			w := httptest.NewRecorder()
+			eng.ServeHTTP(w, req)
+			if w.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s with %q: HTTP %d %s, want 401", r.Method, path, auth, w.Code, w.Body)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d REST routes found", n)
+	}
+}
