@@ -44,7 +44,7 @@ func waitRun(t *testing.T, app *adapter.App, runID string) *api.FunctionRun {
 	return run
 }
 
-func send(t *testing.T, app *adapter.App, events ...any) []string {
+func send(t testing.TB, app *adapter.App, events ...any) []string {
 	t.Helper()
 	ids, err := app.Send(context.Background(), events...)
 	if err != nil {
@@ -160,7 +160,7 @@ func rejects(t *testing.T, app *adapter.App, opts adapter.FunctionOpts, tr adapt
 	}
 }
 
-func mustCreate[T any](t *testing.T, app *adapter.App, id string, tr adapter.Triggerable, fn adapter.SDKFunction[T]) {
+func mustCreate[T any](t testing.TB, app *adapter.App, id string, tr adapter.Triggerable, fn adapter.SDKFunction[T]) {
 	t.Helper()
 	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: id}, tr, fn); err != nil {
 		t.Fatal(err)

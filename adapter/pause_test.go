@@ -28,7 +28,9 @@ func TestPauseAndResume(t *testing.T) {
 	srv := httptest.NewServer(app.Handler())
 	defer srv.Close()
 	fnPath := "/v2/apps/" + app.AppID() + "/functions/worker"
-	job := func(i int) string { return send(t, app, map[string]any{"name": name, "data": map[string]any{"i": i}})[0] }
+	job := func(i int) string {
+		return send(t, app, map[string]any{"name": name, "data": map[string]any{"i": i}})[0]
+	}
 
 	before := job(0)
 	waitRun(t, app, runsOf(t, app, before)[0].RunID)

@@ -69,6 +69,7 @@ type runLister struct {
 }
 
 func (a *App) newRunLister(ctx context.Context, q api.RunQuery) (*runLister, error) {
+
 	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
 	if err != nil {
 		return nil, err
@@ -116,7 +117,12 @@ func (a *App) newRunLister(ctx context.Context, q api.RunQuery) (*runLister, err
 			return nil, &api.InputError{Msg: "if: " + err.Error()}
 		}
 	}
-	l.lo, l.hi = runListEpoch, time.Now().Add(24*time.Hour*366) // ExecutionTime may lie ahead
+	// Only ExecutionTime (a throttled run's start) may lie ahead; a minute covers clock skew
+	// between this process and Temporal's.
+	l.lo, l.hi = runListEpoch, time.Now().Add(time.Minute)
+	if l.field == "ExecutionTime" {
+		l.hi = time.Now().Add(24 * time.Hour * 366)
+	}
 	if !q.From.IsZero() {
 		l.lo = q.From
 	}
@@ -335,32 +341,41 @@ func (l *runLister) window(ctx context.Context) (lo, hi time.Time, last bool, er
 	if (l.q.Desc && near.Before(end)) || (!l.q.Desc && near.After(end)) {
 		return near, near, true, nil // nothing left
 	}
+	// Aim for a window of need..2*need runs: a window is read whole, and a row read costs
+	// more than a count. The far edge is searched between a width known to hold too few
+	// (good) and one known to hold too many (bad): by the density counted, else halving.
+	// After 40 counts any window that fits runListWindow will do.
 	need := int64(l.q.Limit)
-	good, bad := time.Duration(0), time.Duration(0) // widths known to fit, and not to
+	target := min(2*need, runListWindow)
+	good, bad := time.Duration(0), time.Duration(0)
 	w := time.Minute
-	for range 64 {
+	for try := range 64 {
 		lo, hi, last := span(w)
 		n, err := l.count(ctx, l.between(lo, hi))
 		if err != nil {
 			return lo, hi, last, err
 		}
+		w = hi.Sub(lo) // the window may have been cut at the range's end
 		switch {
-		case n > runListWindow && w > time.Microsecond:
+		case n > target && w > time.Microsecond && (n > runListWindow || try < 40):
 			bad = w
-		case n >= need || last:
+		case n >= need || last || n > target:
 			return lo, hi, last, nil
 		default:
 			good = w
 		}
-		if bad == 0 {
-			w *= 8
-		} else {
-			w = good + (bad-good)/2
-			if bad-good < time.Microsecond {
-				lo, hi, last := span(good)
-				return lo, hi, last, nil
-			}
+		next := w * 8
+		if n > 0 {
+			next = time.Duration(float64(w) * 1.5 * float64(need) / float64(n))
 		}
+		if bad > 0 && (next >= bad || next <= good) {
+			next = good + (bad-good)/2
+		}
+		if bad > 0 && bad-good < time.Microsecond {
+			lo, hi, last := span(good)
+			return lo, hi, last, nil
+		}
+		w = max(next, time.Microsecond)
 	}
 	lo, hi, last = span(w)
 	return lo, hi, last, nil

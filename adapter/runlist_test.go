@@ -32,7 +32,7 @@ type runsAnswer struct {
 }
 
 // getRuns GETs path?query and decodes a list answer; a non-200 is returned as an error.
-func getRuns(t *testing.T, srv *httptest.Server, path string, q url.Values) (runsAnswer, error) {
+func getRuns(t testing.TB, srv *httptest.Server, path string, q url.Values) (runsAnswer, error) {
 	t.Helper()
 	resp, err := http.Get(srv.URL + path + "?" + q.Encode())
 	if err != nil {
