@@ -87,6 +87,9 @@ func replayQuery(slug string, r api.ReplayRequest) string {
 func (a *App) StartReplay(ctx context.Context, req api.ReplayRequest) (*api.Replay, error) {
 	routes := a.routes.Load()
 	f := routes.bySlug[req.AppID+"-"+req.FunctionID]
+	if f == nil && strings.HasPrefix(req.FunctionID, req.AppID+"-") { // fully qualified
+		f = routes.bySlug[req.FunctionID]
+	}
 	if f == nil {
 		return nil, fmt.Errorf("function %q of app %q: %w", req.FunctionID, req.AppID, ErrNotFound)
 	}
