@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/metrics"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -158,6 +159,13 @@ func (a *App) rateLimit(ctx context.Context, cs []*candidate) ([]*candidate, err
 	for i, c := range decided {
 		if decs[i].Outcome != flowcontrol.Admitted {
 			c.dropped = c.fn.rateLimit.reason // listed under no run
+			if !decs[i].Replayed {
+				decision := metrics.RateLimited
+				if c.dropped == ReasonIdempotency {
+					decision = metrics.Deduplicated
+				}
+				a.metrics.FlowControl.WithLabelValues(c.fn.slug, decision).Inc()
+			}
 			continue
 		}
 		if c.replayed = decs[i].Replayed; c.replayed && !c.fn.buffered(c.evs[0]) {
@@ -193,6 +201,7 @@ func (a *App) bufferEvents(ctx context.Context, cs []*candidate) ([]*candidate, 
 		if err != nil {
 			return nil, err
 		}
+		a.metrics.FlowControl.WithLabelValues(c.fn.slug, metrics.Buffered).Inc()
 		c.listed = listed
 	}
 	return now, nil
@@ -236,6 +245,10 @@ func (a *App) throttle(ctx context.Context, cs []*candidate) error {
 	}
 	for i, c := range throttled {
 		c.startAt = decs[i].StartAt
+		if d := c.startAt.Sub(now); d > 0 {
+			a.metrics.FlowControl.WithLabelValues(c.fn.slug, metrics.Throttled).Inc()
+			a.metrics.ThrottleDelay.WithLabelValues(c.fn.slug).Observe(d.Seconds())
+		}
 	}
 	return nil
 }
@@ -327,6 +340,9 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {
 		return fmt.Errorf("start run %s of %s: %w", c.run, f.slug, err)
+	}
+	if err == nil {
+		a.metrics.RunsStarted.WithLabelValues(f.slug).Inc()
 	}
 	return nil
 }

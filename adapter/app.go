@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -32,6 +33,7 @@ import (
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/eventlog"
+	"github.com/tempestrun/tempest/internal/metrics"
 	"github.com/tempestrun/tempest/internal/registry"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -148,6 +150,7 @@ type App struct {
 	remote    map[string]*function // other apps', from the registry, by slug
 	paused    map[string]bool      // functions paused in the registry, by slug
 	routes    atomic.Pointer[routes]
+	metrics   *metrics.Metrics
 }
 
 // New validates opts, connects to Temporal and Redis (failing fast with a message that
@@ -156,7 +159,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := opts.resolve(); err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, remote: map[string]*function{}}
+	a := &App{opts: opts, log: opts.Logger, functions: map[string]*function{}, remote: map[string]*function{}, metrics: metrics.New()}
 	a.routes.Store(buildRoutes(nil, nil))
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -166,6 +169,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			return nil, fmt.Errorf("REDIS_URL %q: %w", opts.RedisURL, err)
 		}
 		rc := redis.NewClient(ro)
+		rc.AddHook(a.metrics.RedisHook()) // only on a client of its own: hooks add up
 		a.owned = append(a.owned, func() { rc.Close() })
 		a.redis = rc
 	}
@@ -187,7 +191,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.dc = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), flowcontrol.PayloadCodec{Redis: a.redis})
 	copts := client.Options{
 		HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
-		DataConverter: a.dc,
+		DataConverter: a.dc, MetricsHandler: a.metrics.SDKHandler(),
 	}
 	var c client.Client
 	var err error
@@ -404,8 +408,16 @@ func (a *App) Handler() http.Handler {
 	return api.New(a, api.Config{
 		Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey, InsecureNoAuth: a.opts.InsecureNoAuth,
 		MaxRequestSize: a.opts.MaxRequestSize, MaxBytesInFlight: a.opts.MaxBytesInFlight, Logger: a.log,
+		Metrics: a.metrics.Handler(), IngestDuration: a.metrics.IngestDuration,
 	})
 }
+
+// MetricsHandler serves the app's metrics in Prometheus' text format (GET /metrics of
+// Handler serves the same, behind the signing key outside dev).
+func (a *App) MetricsHandler() http.Handler { return a.metrics.Handler() }
+
+// MetricsRegistry is the app's Prometheus registry, for collectors of one's own.
+func (a *App) MetricsRegistry() *prometheus.Registry { return a.metrics.Registry() }
 
 // WorkflowRegistry is where RegisterWorkflows puts the app's workflows: a worker.Worker,
 // or a worker.WorkflowReplayer to check recorded histories against the current code.

@@ -84,6 +84,10 @@ func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) (
 		}
 		return ids.NewEventID(now)
 	})
+	var inErr *api.InputError
+	if errors.As(err, &inErr) {
+		a.metrics.EventsReceived.WithLabelValues("other", "rejected").Add(float64(len(raws)))
+	}
 	return out, err
 }
 
@@ -129,6 +133,15 @@ func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time,
 	p, err := a.accept(ctx, evs)
 	if err != nil {
 		return nil, nil, err
+	}
+	// By name when a trigger names it, else "other": clients cannot grow the label set.
+	r := a.routes.Load()
+	for _, ev := range evs {
+		name := ev.ev.Name
+		if len(r.byEvent[name]) == 0 {
+			name = "other"
+		}
+		a.metrics.EventsReceived.WithLabelValues(name, "accepted").Inc()
 	}
 	return idsOf(evs), p, nil
 }

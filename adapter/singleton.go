@@ -11,6 +11,7 @@ import (
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/metrics"
 )
 
 // ReleaseSingleton frees a run's singleton lock (workflows.Engine).
@@ -55,6 +56,7 @@ func (a *App) admitSingleton(ctx context.Context, f *function, runID string, ev 
 			if err := a.CancelRun(ctx, holder); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRunFinished) {
 				return "", false, err
 			}
+			a.metrics.FlowControl.WithLabelValues(f.slug, metrics.SingletonCancel).Inc()
 			return key, false, nil
 		}
 		// Held: skip, unless the holder has ended without releasing (then take over).
@@ -63,6 +65,7 @@ func (a *App) admitSingleton(ctx context.Context, f *function, runID string, ev 
 			return "", false, err
 		}
 		if err == nil && (run.Status == api.StatusRunning || run.Status == api.StatusScheduled) {
+			a.metrics.FlowControl.WithLabelValues(f.slug, metrics.SingletonSkip).Inc()
 			return "", true, a.recordSkipped(ctx, f, runID, ev, holder)
 		}
 		if stolen, err := flowcontrol.StealSingleton(ctx, a.redis, key, holder, runID); err != nil || stolen {

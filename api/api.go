@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config of the HTTP layer. Zero values are the documented defaults.
@@ -38,6 +40,10 @@ type Config struct {
 	// MaxBytesInFlight caps the body bytes of the event requests being handled at once
 	// (503 with Retry-After beyond). Default 4 × MaxRequestSize.
 	MaxBytesInFlight int64
+	// Metrics serves GET /metrics (nil: no such route); IngestDuration, when set, times
+	// event API requests by status code.
+	Metrics        http.Handler
+	IngestDuration *prometheus.HistogramVec
 }
 
 // MaxEventsDefault is Inngest's limit of events per request.
@@ -71,6 +77,9 @@ func New(b Backend, cfg Config) http.Handler {
 	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys)}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
 	r.GET("/ready", h.ready)
+	if cfg.Metrics != nil {
+		r.GET("/metrics", h.auth, gin.WrapH(cfg.Metrics))
+	}
 	r.OPTIONS("/e/:key", anyOrigin)
 	r.POST("/e/:key", anyOrigin, h.receiveEvent)
 	v1 := r.Group("/v1", h.auth)
@@ -116,6 +125,12 @@ type eventResponse struct {
 }
 
 func (h *handlers) receiveEvent(c *gin.Context) {
+	if h.cfg.IngestDuration != nil {
+		began := time.Now()
+		defer func() {
+			h.cfg.IngestDuration.WithLabelValues(strconv.Itoa(c.Writer.Status())).Observe(time.Since(began).Seconds())
+		}()
+	}
 	if !h.cfg.Dev {
 		key := c.Param("key")
 		if len(h.cfg.EventKeys) == 0 {

@@ -9,13 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/metrics"
 )
 
 // RunInput is the workflow input of a run. It carries everything the run needs, so a run
@@ -128,6 +131,10 @@ func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, e
 		if eerr := st.emitFinished(dctx, status, out, failure); eerr != nil {
 			return nil, eerr
 		}
+		// The SDK's workflow metrics handler stays silent on replay: counted once per run.
+		mh := st.metrics().WithTags(map[string]string{"status": strings.ToLower(status)})
+		mh.Counter(metrics.RunsFinished).Inc(1)
+		mh.Timer(metrics.RunDuration).Record(workflow.Now(wctx).Sub(workflow.GetInfo(wctx).WorkflowStartTime))
 		return out, err
 	}
 }
@@ -264,6 +271,11 @@ type run struct {
 
 	// cancelled is set when a step learns the run's cancellation was requested.
 	cancelled bool
+}
+
+// metrics is the run's SDK metrics handler, tagged with its function.
+func (st *runState) metrics() client.MetricsHandler {
+	return workflow.GetMetricsHandler(st.wctx).WithTags(map[string]string{"function": st.in.FunctionID})
 }
 
 // checkDeadline cancels the run at a step boundary once the finish timeout has passed. A

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/metrics"
 )
 
 // MaxStepOutput is the largest step result, in bytes of JSON, as Inngest's. Results over
@@ -223,6 +224,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 			st.cancelled = true
 		}
 		if appErr != nil && appErr.Type() == concurrencyLimitedType && st.wctx.Err() == nil {
+			st.metrics().Counter(metrics.ConcurrencyWait).Inc(1)
 			// Waiting for a slot is not an attempt: the step waits in a timer, holding no
 			// worker, and asks again.
 			d := concurrencyWait(waits)
@@ -238,6 +240,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		if st.wctx.Err() != nil || st.cancelled {
 			return nil, temporal.NewCanceledError("the run was cancelled")
 		}
+		st.observeAttempt(out, err)
 		if err == nil {
 			if out.ID != id {
 				// A panic fails the workflow task, not the run: the run waits, visible in the
@@ -264,6 +267,25 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		}).Get(st.wctx, nil); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// observeAttempt counts a step attempt and its duration (the SDK's workflow metrics
+// handler stays silent on replay).
+func (st *runState) observeAttempt(out StepOutput, err error) {
+	outcome, started, ended := "ok", out.Started, out.Ended
+	if err != nil {
+		outcome = "error"
+		var appErr *temporal.ApplicationError
+		var info AttemptInfo
+		if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&info) == nil {
+			started, ended = info.Started, info.Ended
+		}
+	}
+	mh := st.metrics().WithTags(map[string]string{"outcome": outcome})
+	mh.Counter(metrics.StepAttempts).Inc(1)
+	if started > 0 && ended >= started {
+		mh.Timer(metrics.StepDuration).Record(time.Duration(ended-started) * time.Millisecond)
 	}
 }
 
