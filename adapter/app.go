@@ -206,6 +206,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.owned = append(a.owned, c.Close)
 	a.temporal = c
+	a.metrics.Registry().MustRegister(newBacklogCollector(a))
 	if err := ensureSearchAttributes(dialCtx, a.temporal, opts.Namespace); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)

@@ -146,6 +146,15 @@ func TestMetricsCountAKnownSequence(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	backlog := false
+	for _, m := range fams["tempest_task_queue_backlog"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			backlog = backlog || (l.GetName() == "app" && l.GetValue() == app.AppID())
+		}
+	}
+	if !backlog {
+		t.Errorf("no tempest_task_queue_backlog for app %s", app.AppID())
+	}
 	if value(fams, "temporal_request_total", nil) == 0 || value(fams, "go_goroutines", nil) == 0 {
 		t.Errorf("the Temporal SDK's and Go's own metrics are missing")
 	}

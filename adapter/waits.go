@@ -104,5 +104,6 @@ func (a *App) resume(ctx context.Context, w flowcontrol.Wait, ev *accepted) erro
 	if err != nil && !errors.As(err, &nf) { // a run that has ended needs nothing
 		return fmt.Errorf("deliver event %s to wait %s: %w", ev.internal, w.ID, err)
 	}
+	a.metrics.WaitsResumed.WithLabelValues(w.Kind).Inc()
 	return nil
 }

@@ -73,6 +73,8 @@ func New(b Backend, cfg Config) http.Handler {
 	}), func(c *gin.Context) { c.Header("X-Inngest-Server-Kind", kind) })
 	if cfg.Dev {
 		r.Use(loopbackOnly)
+	} else {
+		r.Use(requestLog(cfg.Logger))
 	}
 	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys)}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
@@ -412,4 +414,23 @@ func publicErr(c *gin.Context, status int, msg string) {
 // keyErr writes the event API's key-error shape (no ids), as Inngest does.
 func keyErr(c *gin.Context, status int, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"status": status, "message": "", "error": msg})
+}
+
+// requestLog writes one line per request (outside dev) at Info, or Warn for a 5xx: method,
+// path, status, duration, body size and the client's address. Keys and bodies are not
+// logged.
+func requestLog(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		began := time.Now()
+		c.Next()
+		level := slog.LevelInfo
+		if c.Writer.Status() >= 500 {
+			level = slog.LevelWarn
+		}
+		log.LogAttrs(c.Request.Context(), level, "request",
+			slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
+			slog.Int("status", c.Writer.Status()), slog.Duration("duration", time.Since(began)),
+			slog.Int64("bytes_in", c.Request.ContentLength), slog.Int("bytes_out", c.Writer.Size()),
+			slog.String("remote", c.ClientIP()))
+	}
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,5 +41,23 @@ func TestEveryRESTRouteRequiresTheSigningKey(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("only %d REST routes found", n)
+	}
+}
+
+// Outside dev every request is logged, one line, without its keys.
+func TestRequestLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	h := New(nil, Config{SigningKey: "sk", EventKeys: []string{"ek"}, Logger: log})
+	req := httptest.NewRequest("GET", "/v1/runs/01M8C5A8AE54CATSG6QDR7G7T3", nil)
+	req.Header.Set("Authorization", "Bearer wrong")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var line struct {
+		Msg, Method, Path string
+		Status            int
+	}
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line.Msg != "request" || line.Method != "GET" ||
+		line.Path != "/v1/runs/01M8C5A8AE54CATSG6QDR7G7T3" || line.Status != 401 || strings.Contains(buf.String(), "wrong") {
+		t.Fatalf("log line %q (%v)", buf.String(), err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -98,6 +97,7 @@ type devConfig struct {
 	LogLevel       string
 	TemporalDB     string
 	QueuePollRPS   int
+	Log            logConfig
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -112,6 +112,7 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxRequestSize, "max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "log level of the embedded Temporal server (error, warn, info, debug)")
 	fs.IntVar(&c.QueuePollRPS, "queue-poll-rps", DefaultQueuePollRPS, "reads per second of each history shard's transfer and timer queues of the embedded Temporal (Temporal's own default is 20: up to 50 ms more for starts whose worker runs in another process, 10-20% more throughput under load)")
+	c.Log.flags(fs, false)
 	fs.StringVar(&c.TemporalDB, "temporal-db", "", "PostgreSQL for the embedded Temporal instead of SQLite: postgres://user@host:5432/dbname (dbname and dbname_visibility are created if missing)")
 }
 
@@ -135,6 +136,13 @@ type devStack struct {
 // called once everything accepts requests.
 func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devStack)) error {
 	began := time.Now()
+	if cfg.Log.format == "" { // a devConfig built without its flags (tests)
+		cfg.Log = logConfig{format: "text", level: "info"}
+	}
+	logger, err := cfg.Log.logger(out)
+	if err != nil {
+		return err
+	}
 	srv, err := devserver.Start(ctx, devserver.Options{
 		IP: cfg.IP, Port: cfg.TemporalPort, UIPort: cfg.UIPort, DataDir: cfg.DataDir, InMemory: cfg.InMemory,
 		Retention: cfg.Retention, SearchAttributes: adapter.SearchAttributes(), LogLevel: cfg.LogLevel,
@@ -176,7 +184,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: "tempest-dev", TemporalAddress: srv.Address(), Namespace: srv.Namespace(), Redis: rdb,
 		Dev: true, MaxEventSize: cfg.MaxEventSize, MaxRequestSize: cfg.MaxRequestSize, EventRetention: cfg.Retention,
-		DatabaseURL: dbURL, Logger: slog.New(slog.NewTextHandler(out, nil)),
+		DatabaseURL: dbURL, Logger: logger,
 	})
 	if err != nil {
 		ln.Close()
@@ -241,7 +249,13 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	maxRequest := fs.Int64("max-request-size", adapter.DefaultMaxRequestSize, "largest accepted request body of the event API, in bytes")
 	insecure := fs.Bool("insecure-no-auth", false, "INSECURE: without INNGEST_SIGNING_KEY, leave the REST API (/v1) open to anyone who can reach it")
 	withExamples := fs.Bool("examples", false, "also run the example functions (app tempest-dev) and their worker in this process")
+	var lc logConfig
+	lc.flags(fs, true)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := lc.logger(out)
+	if err != nil {
 		return err
 	}
 	// Without --examples, serve is the gateway: the event and REST API of every app of the
@@ -252,7 +266,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: appID, Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest, InsecureNoAuth: *insecure,
-		Logger: slog.New(slog.NewTextHandler(out, nil)),
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -295,10 +309,16 @@ func redacted(s string) string {
 // app apart from the gateway, as a user's own Go app would run with app.Worker.
 func workerCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tempest worker", flag.ContinueOnError)
+	var lc logConfig
+	lc.flags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	app, err := adapter.New(ctx, adapter.Options{AppID: "tempest-dev", Logger: slog.New(slog.NewTextHandler(out, nil))})
+	logger, err := lc.logger(out)
+	if err != nil {
+		return err
+	}
+	app, err := adapter.New(ctx, adapter.Options{AppID: "tempest-dev", Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,10 @@ type Metrics struct {
 	ThrottleDelay *prometheus.HistogramVec
 	// RedisDuration is the latency of Redis commands and pipelines, by command.
 	RedisDuration *prometheus.HistogramVec
+	// WaitsResumed counts events delivered to what waited for them, by kind: a
+	// step.WaitForEvent resumed ("wait"), or a cancelOn rule that cancelled its run
+	// ("cancel").
+	WaitsResumed *prometheus.CounterVec
 }
 
 // Flow-control decisions (FlowControl's decision label).
@@ -75,6 +79,7 @@ func New() *Metrics {
 	m.FlowControl = m.counter("tempest_flow_control_total", "Flow-control decisions, by function and decision (throttled, rate_limited, deduplicated, buffered, singleton_skipped, singleton_cancelled).", "function", "decision")
 	m.ThrottleDelay = m.histogram("tempest_throttle_delay_seconds", "How long throttled runs wait for their start slot, by function.", runBuckets, "function")
 	m.RedisDuration = m.histogram("tempest_redis_duration_seconds", "Latency of Redis commands (a pipeline counts once, as \"pipeline\"), by command.", prometheus.ExponentialBuckets(0.0001, 4, 10), "command")
+	m.WaitsResumed = m.counter("tempest_waits_resumed_total", "Events delivered to what waited for them, by kind: wait (step.waitForEvent resumed) or cancel (a cancelOn rule cancelled its run).", "kind")
 	return m
 }
 
