@@ -194,6 +194,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 	if m, ok := st.memo[id]; ok {
 		return m.result()
 	}
+	fn = st.withStepInfo(id, fn)
 	if fs := st.in.FromStep; fs != nil && fs.ID == id && fs.Input != nil {
 		body := fn
 		fn = func(ctx context.Context) (json.RawMessage, error) {

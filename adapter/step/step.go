@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tempestrun/tempest/activities"
@@ -53,6 +54,12 @@ func SleepUntil(ctx context.Context, id string, t time.Time) error {
 	}
 	return workflows.Sleep(ctx, id, max(t.Sub(now), 0))
 }
+
+// Logger is a logger for code of a run, with its run, function and event ids (and in a
+// step's body, the step id): in the handler it is silent while the run replays, so a line
+// is written once however often the handler runs again; in a step's body, once per
+// attempt. Lines go to the app's logger (Options.Logger). Outside a run: slog.Default().
+func Logger(ctx context.Context) *slog.Logger { return workflows.Logger(ctx) }
 
 // Attempt is the 0-based attempt number of the step whose body received ctx.
 func Attempt(ctx context.Context) int { return workflows.StepAttempt(ctx) }
