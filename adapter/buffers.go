@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/metrics"
 	"github.com/tempestrun/tempest/internal/expr"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -210,5 +211,9 @@ func (a *App) startFlush(ctx context.Context, f *function, c flowcontrol.Flush) 
 	if len(evs) == 0 {
 		return nil
 	}
-	return a.startAdmitted(ctx, []*candidate{{fn: f, run: c.ID, evs: evs}})
+	if err := a.startAdmitted(ctx, []*candidate{{fn: f, run: c.ID, evs: evs}}); err != nil {
+		return err
+	}
+	a.metrics.FlowControl.WithLabelValues(f.slug, metrics.Flushed).Inc()
+	return nil
 }

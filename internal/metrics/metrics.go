@@ -52,6 +52,7 @@ const (
 	RateLimited     = "rate_limited"
 	Deduplicated    = "deduplicated" // idempotency key
 	Buffered        = "buffered"     // into a debounce or batch buffer
+	Flushed         = "flushed"      // a debounce or batch buffer started its run
 	SingletonSkip   = "singleton_skipped"
 	SingletonCancel = "singleton_cancelled"
 )
@@ -76,7 +77,7 @@ func New() *Metrics {
 	m.EventsReceived = m.counter("tempest_events_received_total", "Events received by the event API, by name (\"other\" when no trigger names it) and outcome (accepted, rejected).", "name", "outcome")
 	m.IngestDuration = m.histogram("tempest_ingest_duration_seconds", "Duration of event API requests (POST /e/{key}), by HTTP status code.", prometheus.DefBuckets, "code")
 	m.RunsStarted = m.counter("tempest_runs_started_total", "Runs started in Temporal, by function.", "function")
-	m.FlowControl = m.counter("tempest_flow_control_total", "Flow-control decisions, by function and decision (throttled, rate_limited, deduplicated, buffered, singleton_skipped, singleton_cancelled).", "function", "decision")
+	m.FlowControl = m.counter("tempest_flow_control_total", "Flow-control decisions, by function and decision (throttled, rate_limited, deduplicated, buffered, flushed, singleton_skipped, singleton_cancelled).", "function", "decision")
 	m.ThrottleDelay = m.histogram("tempest_throttle_delay_seconds", "How long throttled runs wait for their start slot, by function.", runBuckets, "function")
 	m.RedisDuration = m.histogram("tempest_redis_duration_seconds", "Latency of Redis commands (a pipeline counts once, as \"pipeline\"), by command.", prometheus.ExponentialBuckets(0.0001, 4, 10), "command")
 	m.WaitsResumed = m.counter("tempest_waits_resumed_total", "Events delivered to what waited for them, by kind: wait (step.waitForEvent resumed) or cancel (a cancelOn rule cancelled its run).", "kind")
