@@ -76,3 +76,11 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 		t.Fatalf("%d panels", len(dash.Panels))
 	}
 }
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{"temporal_request": "temporal_request", "task-queue": "task_queue", "9lives": "_9lives", "": "_", "a.b c": "a_b_c"} {
+		if got := sanitize(in); got != want {
+			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

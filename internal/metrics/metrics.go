@@ -10,7 +10,6 @@ package metrics
 
 import (
 	"net/http"
-	"regexp"
 	"slices"
 	"sort"
 	"sync"
@@ -137,14 +136,29 @@ func (h *sdkHandler) WithTags(tags map[string]string) client.MetricsHandler {
 	return &c
 }
 
-var invalid = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-
+// sanitize makes s a valid Prometheus name: other characters become "_" (the SDK's names
+// and tag keys are valid already: this costs a scan).
 func sanitize(s string) string {
-	s = invalid.ReplaceAllString(s, "_")
-	if s == "" || (s[0] >= '0' && s[0] <= '9') {
-		s = "_" + s
+	valid := func(i int, c byte) bool {
+		return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
 	}
-	return s
+	ok := s != ""
+	for i := 0; ok && i < len(s); i++ {
+		ok = valid(i, s[i])
+	}
+	if ok {
+		return s
+	}
+	b := []byte(s)
+	for i := range b {
+		if !valid(i, b[i]) && !(b[i] >= '0' && b[i] <= '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || (b[0] >= '0' && b[0] <= '9') {
+		b = append([]byte{'_'}, b...)
+	}
+	return string(b)
 }
 
 // vec returns the metric's vector (made on first use) and its label values for h's tags.
