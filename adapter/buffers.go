@@ -10,8 +10,8 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/tempestrun/tempest/flowcontrol"
-	"github.com/tempestrun/tempest/internal/metrics"
 	"github.com/tempestrun/tempest/internal/expr"
+	"github.com/tempestrun/tempest/internal/metrics"
 	"github.com/tempestrun/tempest/workflows"
 )
 
