@@ -131,6 +131,12 @@ func TestRunTrace(t *testing.T) {
 		t.Errorf("timed out wait: %+v", w)
 	}
 
+	// Two waits began, one got its event.
+	fams := scrape(t, srv)
+	if r, w := value(fams, "tempest_waits_registered_total", nil), value(fams, "tempest_waits_resumed_total", map[string]string{"kind": "wait"}); r != 2 || w != 1 {
+		t.Errorf("waits registered %v, resumed %v; want 2 and 1", r, w)
+	}
+
 	// Without include_output, no outputs; bad input and unknown runs are 4xx.
 	var bare api.RunTrace
 	getJSON(t, srv, "/v2/runs/"+id+"/trace", &bare)

@@ -17,7 +17,15 @@ import (
 
 // RegisterWaits indexes waits (workflows.Engine).
 func (a *App) RegisterWaits(ctx context.Context, waits []flowcontrol.Wait) error {
-	return a.waits.Register(ctx, waits)
+	if err := a.waits.Register(ctx, waits); err != nil {
+		return err
+	}
+	for _, w := range waits { // cancelOn rules register twice (at start and in the run): not counted
+		if w.Kind == flowcontrol.KindWait {
+			a.metrics.WaitsRegistered.Inc()
+		}
+	}
+	return nil
 }
 
 // ClaimWait claims a wait for its run (workflows.Engine).

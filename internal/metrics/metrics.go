@@ -43,6 +43,8 @@ type Metrics struct {
 	// step.WaitForEvent resumed ("wait"), or a cancelOn rule that cancelled its run
 	// ("cancel").
 	WaitsResumed *prometheus.CounterVec
+	// WaitsRegistered counts step.WaitForEvent waits that began.
+	WaitsRegistered prometheus.Counter
 }
 
 // Flow-control decisions (FlowControl's decision label).
@@ -80,6 +82,8 @@ func New() *Metrics {
 	m.ThrottleDelay = m.histogram("tempest_throttle_delay_seconds", "How long throttled runs wait for their start slot, by function.", runBuckets, "function")
 	m.RedisDuration = m.histogram("tempest_redis_duration_seconds", "Latency of Redis commands (a pipeline counts once, as \"pipeline\"), by command.", prometheus.ExponentialBuckets(0.0001, 4, 10), "command")
 	m.WaitsResumed = m.counter("tempest_waits_resumed_total", "Events delivered to what waited for them, by kind: wait (step.waitForEvent resumed) or cancel (a cancelOn rule cancelled its run).", "kind")
+	m.WaitsRegistered = prometheus.NewCounter(prometheus.CounterOpts{Name: "tempest_waits_registered_total", Help: "step.WaitForEvent waits that began (registered for their event)."})
+	m.reg.MustRegister(m.WaitsRegistered)
 	return m
 }
 
