@@ -95,6 +95,9 @@ type Options struct {
 	// InsecureNoAuth leaves /v1 (runs, cancellation) open to anyone who can reach it when
 	// there is no SigningKey; Serve logs a warning. $TEMPEST_INSECURE_NO_AUTH.
 	InsecureNoAuth bool
+	// DisableMetrics turns metrics off: no GET /metrics, no Temporal SDK metrics, no Redis
+	// timing, no backlog queries (the baseline of the metrics benchmark). Default on.
+	DisableMetrics bool
 	// Addr is the HTTP listen address of Serve. Default ":8288": every interface, as a
 	// server in a container needs; "127.0.0.1:8288" accepts local connections only.
 	Addr string
@@ -169,7 +172,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			return nil, fmt.Errorf("REDIS_URL %q: %w", opts.RedisURL, err)
 		}
 		rc := redis.NewClient(ro)
-		rc.AddHook(a.metrics.RedisHook()) // only on a client of its own: hooks add up
+		if !opts.DisableMetrics {
+			rc.AddHook(a.metrics.RedisHook()) // only on a client of its own: hooks add up
+		}
 		a.owned = append(a.owned, func() { rc.Close() })
 		a.redis = rc
 	}
@@ -191,7 +196,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.dc = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), flowcontrol.PayloadCodec{Redis: a.redis})
 	copts := client.Options{
 		HostPort: opts.TemporalAddress, Namespace: opts.Namespace, Logger: sdklog.NewStructuredLogger(opts.Logger),
-		DataConverter: a.dc, MetricsHandler: a.metrics.SDKHandler(),
+		DataConverter: a.dc,
+	}
+	if !opts.DisableMetrics {
+		copts.MetricsHandler = a.metrics.SDKHandler()
 	}
 	var c client.Client
 	var err error
@@ -206,7 +214,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.owned = append(a.owned, c.Close)
 	a.temporal = c
-	a.metrics.Registry().MustRegister(newBacklogCollector(a))
+	if !opts.DisableMetrics {
+		a.metrics.Registry().MustRegister(newBacklogCollector(a))
+	}
 	if err := ensureSearchAttributes(dialCtx, a.temporal, opts.Namespace); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("temporal namespace %q: %w", opts.Namespace, err)
@@ -406,11 +416,14 @@ func ensureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 
 // Handler is the HTTP API (event API, REST v1, /health) for embedding in another server.
 func (a *App) Handler() http.Handler {
-	return api.New(a, api.Config{
+	cfg := api.Config{
 		Dev: a.opts.Dev, EventKeys: a.opts.EventKeys, SigningKey: a.opts.SigningKey, InsecureNoAuth: a.opts.InsecureNoAuth,
 		MaxRequestSize: a.opts.MaxRequestSize, MaxBytesInFlight: a.opts.MaxBytesInFlight, Logger: a.log,
-		Metrics: a.metrics.Handler(), IngestDuration: a.metrics.IngestDuration,
-	})
+	}
+	if !a.opts.DisableMetrics {
+		cfg.Metrics, cfg.IngestDuration = a.metrics.Handler(), a.metrics.IngestDuration
+	}
+	return api.New(a, cfg)
 }
 
 // MetricsHandler serves the app's metrics in Prometheus' text format (GET /metrics of

@@ -1,0 +1,44 @@
+package adapter_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/internal/testenv"
+)
+
+// BenchmarkMetricsOverhead is the ingest and dispatch path (Send: events into the log,
+// dispatched, their runs started) and the runs' execution, with metrics on and off, in one
+// run: the budget is on within 5 % of off.
+//
+//	go test ./adapter -run '^$' -bench MetricsOverhead -benchtime 200x -count 4
+func BenchmarkMetricsOverhead(b *testing.B) {
+	apps := map[string]*adapter.App{
+		"off": testenv.App(b, func(o *adapter.Options) { o.DisableMetrics = true }),
+		"on":  testenv.App(b, nil),
+	}
+	for _, app := range apps {
+		mustCreate(b, app, "work", adapter.EventTrigger("bench/metrics", nil),
+			func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+				return step.Run(ctx, "one", func(ctx context.Context) (int, error) { return 1, nil })
+			})
+		testenv.StartWorker(b, app)
+	}
+	batch := make([]any, 20)
+	for i := range batch {
+		batch[i] = map[string]any{"name": "bench/metrics", "data": map[string]any{"i": i}}
+	}
+	for _, name := range []string{"off", "on"} {
+		app := apps[name]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := app.Send(context.Background(), batch...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
