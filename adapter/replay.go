@@ -273,10 +273,10 @@ func (a *App) replayBatch(ctx context.Context, replayID string, born time.Time, 
 			switch {
 			case err == nil:
 				p.Started++
-			case errors.As(err, &inErr):
+			case errors.As(err, &inErr), errors.Is(err, ErrNotFound): // will never succeed: skip it
 				p.Skipped++
 				if len(p.Errors) < maxReplayErrors {
-					p.Errors = append(p.Errors, orig+": "+inErr.Msg)
+					p.Errors = append(p.Errors, orig+": "+err.Error())
 				}
 			case firstErr == nil:
 				firstErr = fmt.Errorf("replay run %s: %w", orig, err)
