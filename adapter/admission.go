@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -29,6 +30,9 @@ import (
 // flushes (startFlush).
 // Every stage is idempotent for a retried dispatch of the same events: run ids derive from
 // event ids, decisions are remembered in Redis, and Temporal rejects a second start.
+
+// MemoTraceID is the memo field of a run's OpenTelemetry trace id (tracing on).
+const MemoTraceID = "tempest.trace_id"
 
 // candidate is one run the start path considers: a function and the events it would run
 // with (the first is the trigger).
@@ -322,7 +326,13 @@ func (a *App) launch(ctx context.Context, c *candidate) error {
 		sa = append(sa, SAReplayID.ValueSet(c.replayID))
 	}
 	delay := max(time.Until(c.startAt), 0)
+	var memo map[string]any
+	if sc := ev.span; sc.IsValid() { // the run's spans join the trace of the request
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		memo = map[string]any{MemoTraceID: sc.TraceID().String()}
+	}
 	_, err := a.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		Memo:                                     memo,
 		ID:                                       c.run,
 		TaskQueue:                                f.taskQueue,
 		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,

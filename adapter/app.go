@@ -22,9 +22,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -98,6 +101,11 @@ type Options struct {
 	// DisableMetrics turns metrics off: no GET /metrics, no Temporal SDK metrics, no Redis
 	// timing, no backlog queries (the baseline of the metrics benchmark). Default on.
 	DisableMetrics bool
+	// TracerProvider traces runs with OpenTelemetry: a span per event API request or
+	// Ingest, and under it, through Temporal's tracing interceptor, each run's start,
+	// workflow and steps (one trace per request). nil: no tracing. The commands build one
+	// from the OTEL_* environment (OTLP over gRPC) when an endpoint is set.
+	TracerProvider trace.TracerProvider
 	// Addr is the HTTP listen address of Serve. Default ":8288": every interface, as a
 	// server in a container needs; "127.0.0.1:8288" accepts local connections only.
 	Addr string
@@ -154,6 +162,7 @@ type App struct {
 	paused    map[string]bool      // functions paused in the registry, by slug
 	routes    atomic.Pointer[routes]
 	metrics   *metrics.Metrics
+	tracer    trace.Tracer
 }
 
 // New validates opts, connects to Temporal and Redis (failing fast with a message that
@@ -200,6 +209,15 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	if !opts.DisableMetrics {
 		copts.MetricsHandler = a.metrics.SDKHandler()
+	}
+	a.tracer = tracenoop.NewTracerProvider().Tracer("tempest")
+	if opts.TracerProvider != nil {
+		a.tracer = opts.TracerProvider.Tracer("tempest")
+		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: a.tracer})
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		copts.Interceptors = append(copts.Interceptors, ti)
 	}
 	var c client.Client
 	var err error

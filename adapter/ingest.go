@@ -10,6 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
@@ -35,9 +38,10 @@ type accepted struct {
 	internal ulid.ULID
 	received time.Time
 	ev       inbound
-	ownID    bool            // the client gave the event its id
-	norm     json.RawMessage // the event as functions see it
-	mapForm  map[string]any  // decoded lazily for CEL
+	ownID    bool              // the client gave the event its id
+	norm     json.RawMessage   // the event as functions see it
+	mapForm  map[string]any    // decoded lazily for CEL
+	span     trace.SpanContext // of the request that accepted it (tracing on)
 }
 
 func (e *accepted) asMap() map[string]any {
@@ -124,9 +128,15 @@ func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs [
 
 // ingest validates events, gives each its internal id and accepts them into the log.
 func (a *App) ingest(ctx context.Context, raws []json.RawMessage, now time.Time, idOf func(int) ulid.ULID) ([]string, *pending, error) {
+	ctx, span := a.tracer.Start(ctx, "tempest.ingest", trace.WithAttributes(attribute.Int("tempest.events", len(raws))))
+	defer span.End()
 	evs, err := a.prepare(raws, now, false, idOf)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return nil, nil, err
+	}
+	for _, ev := range evs { // the runs it starts are spans of this trace
+		ev.span = span.SpanContext()
 	}
 	// Dedup happens in the log: an event with its own id (or a retried request's event)
 	// takes the internal id it has there, so its runs are the same runs.

@@ -143,6 +143,11 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracerProvider(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	srv, err := devserver.Start(ctx, devserver.Options{
 		IP: cfg.IP, Port: cfg.TemporalPort, UIPort: cfg.UIPort, DataDir: cfg.DataDir, InMemory: cfg.InMemory,
 		Retention: cfg.Retention, SearchAttributes: adapter.SearchAttributes(), LogLevel: cfg.LogLevel,
@@ -184,7 +189,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: "tempest-dev", TemporalAddress: srv.Address(), Namespace: srv.Namespace(), Redis: rdb,
 		Dev: true, MaxEventSize: cfg.MaxEventSize, MaxRequestSize: cfg.MaxRequestSize, EventRetention: cfg.Retention,
-		DatabaseURL: dbURL, Logger: logger,
+		DatabaseURL: dbURL, Logger: logger, TracerProvider: tp,
 	})
 	if err != nil {
 		ln.Close()
@@ -258,6 +263,11 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracerProvider(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	// Without --examples, serve is the gateway: the event and REST API of every app of the
 	// environment, with no functions and no worker of its own.
 	appID := "tempest-gateway"
@@ -266,7 +276,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	app, err := adapter.New(ctx, adapter.Options{
 		AppID: appID, Addr: *addr, MaxEventSize: *maxEvent, MaxRequestSize: *maxRequest, InsecureNoAuth: *insecure,
-		Logger: logger,
+		Logger: logger, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -318,7 +328,12 @@ func workerCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := adapter.New(ctx, adapter.Options{AppID: "tempest-dev", Logger: logger})
+	tp, stopTracing, err := tracerProvider(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	app, err := adapter.New(ctx, adapter.Options{AppID: "tempest-dev", Logger: logger, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
