@@ -5,20 +5,27 @@ import (
 	"fmt"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
 // BenchmarkMetricsOverhead is the ingest and dispatch path (Send: events into the log,
-// dispatched, their runs started) and the runs' execution, with metrics on and off, in one
+// dispatched, their runs started) and the runs' execution, with metrics and tracing on and
+// off, in one
 // run, in ABBA order: the budget is on within 5 % of off.
 //
 //	go test ./adapter -run '^$' -bench MetricsOverhead -benchtime 200x -count 4
 func BenchmarkMetricsOverhead(b *testing.B) {
 	apps := map[string]*adapter.App{
 		"off": testenv.App(b, func(o *adapter.Options) { o.DisableMetrics = true }),
-		"on":  testenv.App(b, nil),
+		// Tracing on too: every span recorded and batched to an exporter that drops them.
+		"on": testenv.App(b, func(o *adapter.Options) {
+			o.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		}),
 	}
 	for _, app := range apps {
 		mustCreate(b, app, "work", adapter.EventTrigger("bench/metrics", nil),
