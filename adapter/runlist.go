@@ -450,6 +450,9 @@ func (a *App) runV2(ctx context.Context, info *workflowpb.WorkflowExecutionInfo,
 	if p := sa[SARerunOf.GetName()]; p != nil {
 		_ = dc.FromPayload(p, &r.RerunOf)
 	}
+	if p := info.GetMemo().GetFields()[MemoTraceID]; p != nil {
+		_ = dc.FromPayload(p, &r.TraceID)
+	}
 	r.App.ID = apps[r.Function.ID]
 	started := info.GetExecutionTime().AsTime()
 	if info.GetExecutionTime() == nil {

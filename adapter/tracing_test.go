@@ -85,6 +85,9 @@ func TestTracingSpanTree(t *testing.T) {
 	if traceID != root.SpanContext().TraceID().String() {
 		t.Errorf("run memo trace id %q, want %s", traceID, root.SpanContext().TraceID())
 	}
+	if r, err := app.RunV2(context.Background(), run); err != nil || r.TraceID != traceID {
+		t.Errorf("GET /v2/runs/{id} trace_id %+v %v, want %s", r, err, traceID)
+	}
 }
 
 func jsonPayload(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -66,6 +66,8 @@ type RunV2 struct {
 	// run's reruns (GET /v2/runs/{id} only, as visibility has them).
 	RerunOf string   `json:"rerun_of,omitempty"`
 	Reruns  []string `json:"reruns,omitempty"`
+	// TraceID is the run's OpenTelemetry trace (tracing on).
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // RunFunc names a run's function (its fully qualified id, "<app>-<fn>").
