@@ -32,7 +32,7 @@ import (
 // event ids, decisions are remembered in Redis, and Temporal rejects a second start.
 
 // MemoTraceID is the memo field of a run's OpenTelemetry trace id (tracing on).
-const MemoTraceID = "tempest.trace_id"
+const MemoTraceID = workflows.MemoTraceID
 
 // candidate is one run the start path considers: a function and the events it would run
 // with (the first is the trigger).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -24,10 +25,15 @@ func TestTracingSpanTree(t *testing.T) {
 	t.Parallel()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	app := testenv.App(t, func(o *adapter.Options) { o.TracerProvider = tp })
+	var logs syncBuffer
+	app := testenv.App(t, func(o *adapter.Options) {
+		o.TracerProvider = tp
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
 	var calls atomic.Int32
 	mustCreate(t, app, "traced", adapter.EventTrigger(app.AppID()+"/traced", nil),
 		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			step.Logger(ctx).Info("traced run began")
 			if _, err := step.Run(ctx, "first", func(ctx context.Context) (int, error) {
 				if calls.Add(1) == 1 {
 					return 0, adapter.RetryAfter(10*time.Millisecond, errors.New("again"))
@@ -84,6 +90,9 @@ func TestTracingSpanTree(t *testing.T) {
 	}
 	if traceID != root.SpanContext().TraceID().String() {
 		t.Errorf("run memo trace id %q, want %s", traceID, root.SpanContext().TraceID())
+	}
+	if !strings.Contains(logs.String(), `"trace_id":"`+traceID+`"`) {
+		t.Errorf("step.Logger's line has no trace_id %s: %s", traceID, logs.String())
 	}
 	if r, err := app.RunV2(context.Background(), run); err != nil || r.TraceID != traceID {
 		t.Errorf("GET /v2/runs/{id} trace_id %+v %v, want %s", r, err, traceID)

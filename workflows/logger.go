@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 )
@@ -27,8 +28,19 @@ func Logger(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
+// MemoTraceID is the memo field of a run's OpenTelemetry trace id (set at its start when
+// tracing is on).
+const MemoTraceID = "tempest.trace_id"
+
 func (st *runState) logAttrs() []any {
-	return []any{"run_id", st.in.RunID, "function", st.in.FunctionID, "event_id", st.in.EventID}
+	attrs := []any{"run_id", st.in.RunID, "function", st.in.FunctionID, "event_id", st.in.EventID}
+	if p := workflow.GetInfo(st.wctx).Memo.GetFields()[MemoTraceID]; p != nil {
+		var id string
+		if converter.GetDefaultDataConverter().FromPayload(p, &id) == nil && id != "" {
+			attrs = append(attrs, "trace_id", id)
+		}
+	}
+	return attrs
 }
 
 // withStepInfo gives a step body's ctx what Logger needs.
