@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -32,20 +33,24 @@ func Logger(ctx context.Context) *slog.Logger {
 // tracing is on).
 const MemoTraceID = "tempest.trace_id"
 
+// logAttrs are the run's ids for its log lines, read once per run (the trace id from its
+// memo); callers must not append to them in place.
 func (st *runState) logAttrs() []any {
-	attrs := []any{"run_id", st.in.RunID, "function", st.in.FunctionID, "event_id", st.in.EventID}
-	if p := workflow.GetInfo(st.wctx).Memo.GetFields()[MemoTraceID]; p != nil {
-		var id string
-		if converter.GetDefaultDataConverter().FromPayload(p, &id) == nil && id != "" {
-			attrs = append(attrs, "trace_id", id)
+	if st.attrs == nil {
+		st.attrs = []any{"run_id", st.in.RunID, "function", st.in.FunctionID, "event_id", st.in.EventID}
+		if p := workflow.GetInfo(st.wctx).Memo.GetFields()[MemoTraceID]; p != nil {
+			var id string
+			if converter.GetDefaultDataConverter().FromPayload(p, &id) == nil && id != "" {
+				st.attrs = append(st.attrs, "trace_id", id)
+			}
 		}
 	}
-	return attrs
+	return st.attrs
 }
 
 // withStepInfo gives a step body's ctx what Logger needs.
 func (st *runState) withStepInfo(id string, fn StepFunc) StepFunc {
-	attrs := append(st.logAttrs(), "step", id)
+	attrs := append(slices.Clip(st.logAttrs()), "step", id)
 	return func(ctx context.Context) (json.RawMessage, error) {
 		return fn(context.WithValue(ctx, stepInfoKey{}, attrs))
 	}

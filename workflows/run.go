@@ -263,6 +263,7 @@ type run struct {
 	memo    map[string]memoEntry // completed steps of this run, by unique id
 	seen    map[string]int       // ids used in the current handler invocation
 	failure *ErrorData           // why the run failed, for its system events
+	attrs   []any                // the run's ids for its log lines (logAttrs)
 
 	// With a finish timeout: when it passes, and what cancels the handler's context.
 	deadline time.Time

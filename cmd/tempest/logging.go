@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // logConfig is how a server command logs: --log-format (TEMPEST_LOG_FORMAT) and the level
@@ -36,4 +39,18 @@ func (c logConfig) logger(out io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", c.format)
+}
+
+// observability is a server command's logger and, from the OTEL_* environment, its tracer
+// provider (nil: tracing off); stop flushes the spans still buffered.
+func (c logConfig) observability(ctx context.Context, out io.Writer) (*slog.Logger, trace.TracerProvider, func(), error) {
+	logger, err := c.logger(out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tp, stop, err := tracerProvider(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return logger, tp, stop, nil
 }

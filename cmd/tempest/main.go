@@ -139,11 +139,7 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	if cfg.Log.format == "" { // a devConfig built without its flags (tests)
 		cfg.Log = logConfig{format: "text", level: "info"}
 	}
-	logger, err := cfg.Log.logger(out)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := tracerProvider(ctx)
+	logger, tp, stopTracing, err := cfg.Log.observability(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -259,11 +255,7 @@ func serveCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger, err := lc.logger(out)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := tracerProvider(ctx)
+	logger, tp, stopTracing, err := lc.observability(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -324,11 +316,7 @@ func workerCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger, err := lc.logger(out)
-	if err != nil {
-		return err
-	}
-	tp, stopTracing, err := tracerProvider(ctx)
+	logger, tp, stopTracing, err := lc.observability(ctx, out)
 	if err != nil {
 		return err
 	}

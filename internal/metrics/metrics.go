@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"sort"
@@ -179,7 +180,7 @@ func (h *sdkHandler) vec(name string, mk func(labels []string) prometheus.Collec
 		c := mk(keys)
 		if err := h.reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
-			if !asAlreadyRegistered(err, &are) {
+			if !errors.As(err, &are) {
 				return nil, nil
 			}
 			c = are.ExistingCollector
@@ -193,14 +194,6 @@ func (h *sdkHandler) vec(name string, mk func(labels []string) prometheus.Collec
 		values[i] = h.tags[k]
 	}
 	return v, values
-}
-
-func asAlreadyRegistered(err error, out *prometheus.AlreadyRegisteredError) bool {
-	are, ok := err.(prometheus.AlreadyRegisteredError)
-	if ok {
-		*out = are
-	}
-	return ok
 }
 
 func (h *sdkHandler) Counter(name string) client.MetricsCounter {
