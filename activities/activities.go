@@ -76,9 +76,11 @@ type Canceller interface {
 // Limiter holds concurrency leases for steps (flowcontrol.Acquire behind the app) and
 // checks a run's throttle where it begins (flowcontrol.PassGate).
 type Limiter interface {
-	// AcquireLeases waits up to hold for a released slot before it answers false.
-	AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error)
-	ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error
+	// AcquireLeases waits up to hold for a released slot before it answers false; hold 0
+	// renews leases already held.
+	AcquireLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error)
+	// ReleaseLeases gives back leases AcquireLeases took with a hold.
+	ReleaseLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID string) error
 	PassGate(ctx context.Context, g flowcontrol.Gate, runID string) (time.Duration, error)
 }
 

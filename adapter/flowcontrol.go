@@ -250,7 +250,7 @@ func (f *function) leases(ev *accepted) []flowcontrol.Lease {
 
 // AcquireLeases takes a step's concurrency leases (workflows.Engine), waiting up to hold
 // for a released slot, unless the run's cancellation is requested meanwhile.
-func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error) {
+func (a *App) AcquireLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error) {
 	acquire := func() (bool, error) {
 		return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
 	}
@@ -261,12 +261,17 @@ func (a *App) AcquireLeases(ctx context.Context, leases []flowcontrol.Lease, lea
 	for i, l := range leases {
 		keys[i] = l.Key
 	}
-	return a.slots.AcquireWaiting(ctx, keys, hold, acquire, func() bool { return a.CancelRequested(ctx, runID) })
+	ok, err := a.slots.AcquireWaiting(ctx, keys, hold, acquire, func() bool { return a.CancelRequested(ctx, runID) })
+	if ok && err == nil {
+		a.metrics.ConcurrencyLeases.WithLabelValues(function).Inc()
+	}
+	return ok, err
 }
 
 // ReleaseLeases gives a step's leases back and tells the steps waiting for them
 // (workflows.Engine); a lost notice only delays a waiter to its next periodic ask.
-func (a *App) ReleaseLeases(ctx context.Context, leases []flowcontrol.Lease, leaseID string) error {
+func (a *App) ReleaseLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID string) error {
+	a.metrics.ConcurrencyLeases.WithLabelValues(function).Dec()
 	if err := flowcontrol.Release(ctx, a.redis, leases, leaseID); err != nil {
 		return err
 	}

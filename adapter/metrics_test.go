@@ -159,3 +159,44 @@ func TestMetricsCountAKnownSequence(t *testing.T) {
 		t.Errorf("the Temporal SDK's and Go's own metrics are missing")
 	}
 }
+
+// A step holding its concurrency lease shows in tempest_concurrency_leases until it ends,
+// and every attempt of a limited function records how long it waited for its slot.
+func TestConcurrencyMetrics(t *testing.T) {
+	t.Parallel()
+	app := testenv.App(t, nil)
+	p := app.AppID() + "/"
+	entered, release := make(chan string, 2), make(chan struct{})
+	if _, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "one-at-a-time", Concurrency: []adapter.Concurrency{{Limit: 1}}},
+		adapter.EventTrigger(p+"limited", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "hold", func(ctx context.Context) (int, error) {
+				entered <- "in"
+				<-release
+				return 1, nil
+			})
+		}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, app)
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+	fn := map[string]string{"function": app.AppID() + "-one-at-a-time"}
+
+	ids := send(t, app, map[string]any{"name": p + "limited"}, map[string]any{"name": p + "limited"})
+	<-entered
+	if got := value(scrape(t, srv), "tempest_concurrency_leases", fn); got != 1 {
+		t.Fatalf("tempest_concurrency_leases = %v while one step holds the slot, want 1", got)
+	}
+	close(release)
+	for _, id := range ids {
+		waitRun(t, app, runsOf(t, app, id)[0].RunID)
+	}
+	fams := scrape(t, srv)
+	if got := value(fams, "tempest_concurrency_leases", fn); got != 0 {
+		t.Errorf("tempest_concurrency_leases = %v after the runs ended, want 0", got)
+	}
+	if got := value(fams, "tempest_concurrency_wait_seconds", fn); got != 2 {
+		t.Errorf("tempest_concurrency_wait_seconds counts %v attempts, want 2", got)
+	}
+}

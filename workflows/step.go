@@ -36,6 +36,8 @@ type StepOutput struct {
 	// finish timeout, both for the run's trace.
 	Started int64 `json:"started,omitempty"`
 	Ended   int64 `json:"ended,omitempty"`
+	// Asked is when the attempt asked for its concurrency slot (steps with leases only).
+	Asked int64 `json:"asked,omitempty"`
 }
 
 // AttemptInfo travels in the details of a failed step attempt's error, so the run's trace
@@ -43,14 +45,32 @@ type StepOutput struct {
 type AttemptInfo struct {
 	ID      string `json:"id"`
 	Attempt int    `json:"attempt"`
-	Started int64  `json:"started"`
+	Started int64  `json:"started"` // the body began (after its concurrency slot)
 	Ended   int64  `json:"ended"`
+	// Asked is when the attempt asked for its concurrency slot (steps with leases only).
+	Asked int64 `json:"asked,omitempty"`
 }
 
 // StepFunc is a step body with its result already encoded as JSON.
 type StepFunc func(ctx context.Context) (json.RawMessage, error)
 
 type attemptKey struct{}
+
+// attemptTimes is what the guard tells RunStep: when the body began and whether it waited
+// for concurrency leases first.
+type attemptTimes struct {
+	body   int64
+	leased bool
+}
+
+type timesKey struct{}
+
+// bodyStarts records in ctx (from RunStep) that the step's body begins now.
+func bodyStarts(ctx context.Context, leased bool) {
+	if t, ok := ctx.Value(timesKey{}).(*attemptTimes); ok {
+		t.body, t.leased = time.Now().UnixMilli(), leased
+	}
+}
 
 type inputKey struct{}
 
@@ -85,9 +105,10 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 			return nil, errRunCancelled
 		}
 		if len(leases) == 0 {
+			bodyStarts(ctx, false)
 			return fn(ctx)
 		}
-		ok, err := st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score, SlotHold)
+		ok, err := st.engine.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, SlotHold)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +122,7 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 		done := make(chan struct{})
 		defer func() {
 			close(done)
-			_ = st.engine.ReleaseLeases(context.WithoutCancel(ctx), leases, leaseID)
+			_ = st.engine.ReleaseLeases(context.WithoutCancel(ctx), st.in.FunctionID, leases, leaseID)
 		}()
 		go func() {
 			t := time.NewTicker(flowcontrol.LeaseTTL / 3)
@@ -111,10 +132,11 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 				case <-done:
 					return
 				case <-t.C:
-					_, _ = st.engine.AcquireLeases(ctx, leases, leaseID, st.in.RunID, score, 0)
+					_, _ = st.engine.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, 0)
 				}
 			}
 		}()
+		bodyStarts(ctx, true)
 		return fn(ctx)
 	}
 }
@@ -142,15 +164,24 @@ var errRunCancelled = errors.New("the run's cancellation was requested")
 // RunStep is the one local-activity entry point of every step, so the recorded activity
 // type ("RunStep") is stable across code changes.
 func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutput, error) {
-	started := time.Now().UnixMilli()
+	called := time.Now().UnixMilli()
+	var times attemptTimes
+	ctx = context.WithValue(ctx, timesKey{}, &times)
 	data, err := fn(context.WithValue(ctx, attemptKey{}, attempt))
 	if errors.Is(err, errRunCancelled) {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), runCancelledType, nil)
 	}
 	if errors.Is(err, errConcurrencyLimited) {
-		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), concurrencyLimitedType, nil)
+		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), concurrencyLimitedType, nil,
+			AttemptInfo{ID: id, Attempt: attempt, Asked: called})
 	}
-	info := AttemptInfo{ID: id, Attempt: attempt, Started: started, Ended: time.Now().UnixMilli()}
+	info := AttemptInfo{ID: id, Attempt: attempt, Started: called, Ended: time.Now().UnixMilli()}
+	if times.body > 0 {
+		info.Started = times.body
+	}
+	if times.leased {
+		info.Asked = called
+	}
 	if err != nil {
 		opts := temporal.ApplicationErrorOptions{Details: []any{info}}
 		name := "Error"
@@ -176,7 +207,7 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 			fmt.Sprintf("the step returned %d bytes of JSON, over the limit of %d", len(data), MaxStepOutput),
 			"OutputTooLarge", temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{info}})
 	}
-	return StepOutput{ID: id, Data: data, Started: started, Ended: info.Ended}, nil
+	return StepOutput{ID: id, Data: data, Started: info.Started, Ended: info.Ended, Asked: info.Asked}, nil
 }
 
 // Run executes a step: memoized by id, each attempt one local activity, retried per the
@@ -202,6 +233,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		}
 	}
 	waits := 0
+	var asked int64 // when this attempt first asked for its concurrency slot
 	for attempt := 0; ; attempt++ {
 		if err := st.checkDeadline(); err != nil {
 			return nil, err
@@ -226,6 +258,10 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		}
 		if appErr != nil && appErr.Type() == concurrencyLimitedType && st.wctx.Err() == nil {
 			st.metrics().Counter(metrics.ConcurrencyWait).Inc(1)
+			var info AttemptInfo
+			if asked == 0 && appErr.HasDetails() && appErr.Details(&info) == nil {
+				asked = info.Asked
+			}
 			// Waiting for a slot is not an attempt: the step waits in a timer, holding no
 			// worker, and asks again.
 			d := concurrencyWait(waits)
@@ -241,7 +277,8 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		if st.wctx.Err() != nil || st.cancelled {
 			return nil, temporal.NewCanceledError("the run was cancelled")
 		}
-		st.observeAttempt(out, err)
+		st.observeAttempt(out, err, asked)
+		asked = 0
 		if err == nil {
 			if out.ID != id {
 				// A panic fails the workflow task, not the run: the run waits, visible in the
@@ -273,20 +310,27 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 
 // observeAttempt counts a step attempt and its duration (the SDK's workflow metrics
 // handler stays silent on replay).
-func (st *runState) observeAttempt(out StepOutput, err error) {
-	outcome, started, ended := "ok", out.Started, out.Ended
+// asked is when the attempt first asked for its concurrency slot, if it waited in timers.
+func (st *runState) observeAttempt(out StepOutput, err error, asked int64) {
+	outcome, started, ended, leased := "ok", out.Started, out.Ended, out.Asked
 	if err != nil {
 		outcome = "error"
 		var appErr *temporal.ApplicationError
 		var info AttemptInfo
 		if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&info) == nil {
-			started, ended = info.Started, info.Ended
+			started, ended, leased = info.Started, info.Ended, info.Asked
 		}
 	}
 	mh := st.metrics().WithTags(map[string]string{"outcome": outcome})
 	mh.Counter(metrics.StepAttempts).Inc(1)
 	if started > 0 && ended >= started {
 		mh.Timer(metrics.StepDuration).Record(time.Duration(ended-started) * time.Millisecond)
+	}
+	if asked == 0 {
+		asked = leased
+	}
+	if asked > 0 && started >= asked {
+		st.metrics().Timer(metrics.ConcurrencyWaitTime).Record(time.Duration(started-asked) * time.Millisecond)
 	}
 }
 

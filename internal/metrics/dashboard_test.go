@@ -18,7 +18,7 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	for _, n := range []string{RunsFinished, StepAttempts, ConcurrencyWait} {
 		known[n+"_total"] = true
 	}
-	for _, n := range []string{RunDuration, StepDuration} {
+	for _, n := range []string{RunDuration, StepDuration, ConcurrencyWaitTime} {
 		known[n+"_seconds"] = true
 	}
 	m := New()

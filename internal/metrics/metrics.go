@@ -46,6 +46,10 @@ type Metrics struct {
 	WaitsResumed *prometheus.CounterVec
 	// WaitsRegistered counts step.WaitForEvent waits that began.
 	WaitsRegistered prometheus.Counter
+	// ConcurrencyLeases is the number of this process's steps holding their concurrency
+	// leases, by function (the step holds them in this process while its body runs, so the
+	// sum over processes is the leases in use).
+	ConcurrencyLeases *prometheus.GaugeVec
 }
 
 // Flow-control decisions (FlowControl's decision label).
@@ -66,6 +70,9 @@ const (
 	StepAttempts    = "tempest_step_attempts"     // counter: function, outcome (ok, error)
 	StepDuration    = "tempest_step_duration"     // timer: function, outcome
 	ConcurrencyWait = "tempest_concurrency_waits" // counter: function
+	// ConcurrencyWaitTime: timer, function: from a step's first ask for its concurrency
+	// slot to its body starting (steps of functions with concurrency limits).
+	ConcurrencyWaitTime = "tempest_concurrency_wait"
 )
 
 // runBuckets spans a second to a day; steps use Prometheus' default (5 ms to 10 s).
@@ -85,6 +92,8 @@ func New() *Metrics {
 	m.WaitsResumed = m.counter("tempest_waits_resumed_total", "Events delivered to what waited for them, by kind: wait (step.waitForEvent resumed) or cancel (a cancelOn rule cancelled its run).", "kind")
 	m.WaitsRegistered = prometheus.NewCounter(prometheus.CounterOpts{Name: "tempest_waits_registered_total", Help: "step.WaitForEvent waits that began (registered for their event)."})
 	m.reg.MustRegister(m.WaitsRegistered)
+	m.ConcurrencyLeases = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tempest_concurrency_leases", Help: "Steps of this process holding their concurrency leases now, by function (sum over processes: leases in use)."}, []string{"function"})
+	m.reg.MustRegister(m.ConcurrencyLeases)
 	return m
 }
 
@@ -225,7 +234,7 @@ func (h *sdkHandler) Gauge(name string) client.MetricsGauge {
 func (h *sdkHandler) Timer(name string) client.MetricsTimer {
 	name = sanitize(name) + "_seconds"
 	buckets := prometheus.DefBuckets
-	if slices.Contains([]string{RunDuration + "_seconds"}, name) {
+	if slices.Contains([]string{RunDuration + "_seconds", ConcurrencyWaitTime + "_seconds"}, name) {
 		buckets = runBuckets
 	}
 	v, values := h.vec(name, func(labels []string) prometheus.Collector {
