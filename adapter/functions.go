@@ -12,6 +12,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/adapter/internal/kit"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -93,10 +94,10 @@ func (o offline) ClaimWait(context.Context, flowcontrol.Wait, string) (int, stri
 }
 func (o offline) ReleaseSingleton(context.Context, string, string) error { return ErrNoServices }
 func (o offline) CancelRequested(context.Context, string) bool           { return false }
-func (o offline) AcquireLeases(context.Context, []flowcontrol.Lease, string, string, float64, time.Duration) (bool, error) {
+func (o offline) AcquireLeases(context.Context, string, []flowcontrol.Lease, string, string, float64, time.Duration) (bool, error) {
 	return false, ErrNoServices
 }
-func (o offline) ReleaseLeases(context.Context, []flowcontrol.Lease, string) error {
+func (o offline) ReleaseLeases(context.Context, string, []flowcontrol.Lease, string) error {
 	return ErrNoServices
 }
 func (o offline) PassGate(context.Context, flowcontrol.Gate, string) (time.Duration, error) {
@@ -114,4 +115,34 @@ func (o offline) Function(id string) (workflows.FunctionInfo, bool) {
 		return workflows.FunctionInfo{}, false
 	}
 	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: "tempest-" + o.fs.appID, Retries: f.retries}, true
+}
+
+func init() { kit.Lookup = lookupForKit }
+
+// lookupForKit serves the test kit (kit.Lookup).
+func lookupForKit(r any, id string) (kit.Function, bool) {
+	fs, ok := r.(*Functions)
+	if !ok || fs == nil {
+		return kit.Function{}, false
+	}
+	fs.mu.Lock()
+	f, ok := fs.bySlg[id]
+	if !ok {
+		f, ok = fs.bySlg[fs.appID+"-"+id]
+	}
+	fs.mu.Unlock()
+	if !ok {
+		return kit.Function{}, false
+	}
+	return kit.Function{
+		Slug: f.slug, Retries: f.retries, Cancel: f.cancel, FinishTimeout: f.finishTimeout, Handler: f.handler,
+		Triggers: func(name string, ev map[string]any) bool {
+			for _, t := range f.triggers {
+				if t.matches(name, func() map[string]any { return ev }) {
+					return true
+				}
+			}
+			return false
+		},
+	}, true
 }
