@@ -33,6 +33,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/eventlog"
@@ -150,7 +151,7 @@ type App struct {
 	waits    *flowcontrol.Waits
 	admitter *flowcontrol.Admitter
 	buffers  *flowcontrol.Buffers
-	slots    *flowcontrol.SlotWaker
+	acts     *activities.Activities // what the app's runs use
 	events   *eventlog.Log
 	intake   *intake
 	stop     context.CancelFunc // stops the flusher
@@ -190,8 +191,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.waits = flowcontrol.NewWaits(a.redis, nil)
 	a.admitter = flowcontrol.NewAdmitter(a.redis, nil)
 	a.buffers = flowcontrol.NewBuffers(a.redis, nil)
-	a.slots = flowcontrol.NewSlotWaker(a.redis)
-	a.owned = append(a.owned, a.slots.Close)
+	slots := flowcontrol.NewSlotWaker(a.redis)
+	a.owned = append(a.owned, slots.Close)
+	a.acts = &activities.Activities{Redis: a.redis, Waits: a.waits, Slots: slots, Metrics: a.metrics, Send: a.sendEvents, Resolve: a.resolve}
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
@@ -359,9 +361,9 @@ func (a *App) Temporal() client.Client { return a.temporal }
 // Options returns the resolved options.
 func (a *App) Options() Options { return a.opts }
 
-// Function resolves a function of this app by fully qualified id or by its own id
-// (workflows.Engine, for step.Invoke).
-func (a *App) Function(id string) (workflows.FunctionInfo, bool) {
+// resolve finds a function for step.Invoke by its id in this app or, for any app's, its
+// fully qualified id (activities.Activities.Resolve).
+func (a *App) resolve(id string) (activities.FunctionInfo, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	f, ok := a.functions[a.opts.AppID+"-"+id]
@@ -369,9 +371,9 @@ func (a *App) Function(id string) (workflows.FunctionInfo, bool) {
 		f, ok = a.routes.Load().bySlug[id] // any app's, by fully qualified id
 	}
 	if !ok {
-		return workflows.FunctionInfo{}, false
+		return activities.FunctionInfo{}, false
 	}
-	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: f.taskQueue, Retries: f.retries}, true
+	return activities.FunctionInfo{Slug: f.slug, TaskQueue: f.taskQueue, Retries: f.retries}, true
 }
 
 func (a *App) registrarAppID() string        { return a.opts.AppID }
@@ -466,7 +468,7 @@ func (a *App) RegisterWorkflows(r WorkflowRegistry) error {
 		return fmt.Errorf("app %q has no functions to run: register some with CreateFunction", a.opts.AppID)
 	}
 	for _, f := range a.functions {
-		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, a), workflow.RegisterOptions{Name: f.slug})
+		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, a.acts), workflow.RegisterOptions{Name: f.slug})
 	}
 	r.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
 	r.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})

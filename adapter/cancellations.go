@@ -24,7 +24,7 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 	if req.AppID != a.opts.AppID {
 		return nil, fmt.Errorf("app %q: %w", req.AppID, ErrNotFound)
 	}
-	f, ok := a.Function(req.FunctionID)
+	f, ok := a.resolve(req.FunctionID)
 	if !ok {
 		return nil, fmt.Errorf("function %q: %w", req.FunctionID, ErrNotFound)
 	}

@@ -162,7 +162,7 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 // Schedule returns the handle of the schedule of a function's cron trigger.
 func (a *App) Schedule(ctx context.Context, functionID, expr string) client.ScheduleHandle {
 	slug := functionID
-	if f, ok := a.Function(functionID); ok {
+	if f, ok := a.resolve(functionID); ok {
 		slug = f.Slug
 	}
 	return a.temporal.ScheduleClient().GetHandle(ctx, scheduleID(slug, expr))

@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -246,44 +245,6 @@ func (f *function) leases(ev *accepted) []flowcontrol.Lease {
 		out = append(out, flowcontrol.Lease{Key: flowcontrol.ConcurrencyKey(c.scope, value), Limit: c.limit})
 	}
 	return out
-}
-
-// AcquireLeases takes a step's concurrency leases (workflows.Engine), waiting up to hold
-// for a released slot, unless the run's cancellation is requested meanwhile.
-func (a *App) AcquireLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID, runID string, score float64, hold time.Duration) (bool, error) {
-	acquire := func() (bool, error) {
-		return flowcontrol.Acquire(ctx, a.redis, time.Now(), leases, leaseID, runID, score)
-	}
-	if hold <= 0 {
-		return acquire()
-	}
-	keys := make([]string, len(leases))
-	for i, l := range leases {
-		keys[i] = l.Key
-	}
-	ok, err := a.slots.AcquireWaiting(ctx, keys, hold, acquire, func() bool { return a.CancelRequested(ctx, runID) })
-	if ok && err == nil {
-		a.metrics.ConcurrencyLeases.WithLabelValues(function).Inc()
-	}
-	return ok, err
-}
-
-// ReleaseLeases gives a step's leases back and tells the steps waiting for them
-// (workflows.Engine); a lost notice only delays a waiter to its next periodic ask.
-func (a *App) ReleaseLeases(ctx context.Context, function string, leases []flowcontrol.Lease, leaseID string) error {
-	a.metrics.ConcurrencyLeases.WithLabelValues(function).Dec()
-	if err := flowcontrol.Release(ctx, a.redis, leases, leaseID); err != nil {
-		return err
-	}
-	for _, l := range leases {
-		_ = a.slots.Notify(ctx, l.Key)
-	}
-	return nil
-}
-
-// PassGate checks a run's throttle where it begins (workflows.Engine).
-func (a *App) PassGate(ctx context.Context, g flowcontrol.Gate, runID string) (time.Duration, error) {
-	return flowcontrol.PassGate(ctx, a.redis, time.Now(), g, runID)
 }
 
 // gate is the throttle a run of f for ev carries to its first step; nil without one.

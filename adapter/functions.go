@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/adapter/internal/kit"
-	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -70,51 +69,38 @@ func (fs *Functions) RegisterWorkflows(r WorkflowRegistry) error {
 	if len(fns) == 0 {
 		return fmt.Errorf("app %q has no functions: define some with CreateFunction", fs.appID)
 	}
-	engine := offline{fs}
+	acts := offline(fs)
 	for _, f := range fns {
-		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, engine), workflow.RegisterOptions{Name: f.slug})
+		r.RegisterWorkflowWithOptions(workflows.Workflow(f.handler, acts), workflow.RegisterOptions{Name: f.slug})
 	}
 	r.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
 	return nil
 }
 
-// ErrNoServices is what a run's engine answers when it has no connections (replay of
-// Functions without an App).
+// ErrNoServices is what a run's activities answer when they have no connections (replay
+// of Functions without an App).
 var ErrNoServices = errors.New("tempest: no Temporal or Redis here: these functions only replay (use New to run them)")
 
-// offline is the engine of replayed runs: it knows the functions, and nothing else.
-type offline struct{ fs *Functions }
-
-func (o offline) SendEvents(context.Context, []json.RawMessage, []ulid.ULID, bool) ([]string, error) {
-	return nil, ErrNoServices
-}
-func (o offline) RegisterWaits(context.Context, []flowcontrol.Wait) error { return ErrNoServices }
-func (o offline) ClaimWait(context.Context, flowcontrol.Wait, string) (int, string, error) {
-	return 0, "", ErrNoServices
-}
-func (o offline) ReleaseSingleton(context.Context, string, string) error { return ErrNoServices }
-func (o offline) CancelRequested(context.Context, string) bool           { return false }
-func (o offline) AcquireLeases(context.Context, string, []flowcontrol.Lease, string, string, float64, time.Duration) (bool, error) {
-	return false, ErrNoServices
-}
-func (o offline) ReleaseLeases(context.Context, string, []flowcontrol.Lease, string) error {
-	return ErrNoServices
-}
-func (o offline) PassGate(context.Context, flowcontrol.Gate, string) (time.Duration, error) {
-	return 0, ErrNoServices
-}
-
-func (o offline) Function(id string) (workflows.FunctionInfo, bool) {
-	o.fs.mu.Lock()
-	defer o.fs.mu.Unlock()
-	f, ok := o.fs.bySlg[id]
-	if !ok {
-		f, ok = o.fs.bySlg[o.fs.appID+"-"+id]
+// offline are the activities of replayed runs: replay executes no activity, so they need
+// no connections; they resolve invoke targets among the definitions.
+func offline(fs *Functions) *activities.Activities {
+	return &activities.Activities{
+		Send: func(context.Context, []json.RawMessage, []ulid.ULID, bool) ([]string, error) {
+			return nil, ErrNoServices
+		},
+		Resolve: func(id string) (activities.FunctionInfo, bool) {
+			fs.mu.Lock()
+			defer fs.mu.Unlock()
+			f, ok := fs.bySlg[id]
+			if !ok {
+				f, ok = fs.bySlg[fs.appID+"-"+id]
+			}
+			if !ok {
+				return activities.FunctionInfo{}, false
+			}
+			return activities.FunctionInfo{Slug: f.slug, TaskQueue: "tempest-" + fs.appID, Retries: f.retries}, true
+		},
 	}
-	if !ok {
-		return workflows.FunctionInfo{}, false
-	}
-	return workflows.FunctionInfo{Slug: f.slug, TaskQueue: "tempest-" + o.fs.appID, Retries: f.retries}, true
 }
 
 func init() { kit.Lookup = lookupForKit }

@@ -95,15 +95,15 @@ func (a *App) Ingest(ctx context.Context, seed string, raws []json.RawMessage) (
 	return out, err
 }
 
-// SendEvents accepts the events a run sends (step.SendEvent, and with internal set,
+// sendEvents accepts the events a run sends (step.SendEvent, and with internal set,
 // Tempest's own inngest/ system events) under ids the workflow derived, so a retried send
-// is idempotent. It returns once they are in the log. It implements activities.Sender.
+// is idempotent. It returns once they are in the log (activities.Activities.Send).
 //
 // System events are dispatched here, before they are logged, and logged dispatched in one
 // write: the run's local activity that sends them is what makes them durable (Temporal
 // retries it until it returns, and every stage of a dispatch is idempotent), so they need
 // neither a lease nor a second write, and the run closes once its events' runs started.
-func (a *App) SendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
+func (a *App) sendEvents(ctx context.Context, raws []json.RawMessage, eventIDs []ulid.ULID, internal bool) ([]string, error) {
 	if len(eventIDs) != len(raws) {
 		return nil, fmt.Errorf("send events: %d events but %d ids", len(raws), len(eventIDs))
 	}

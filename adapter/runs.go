@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/eventlog"
 )
 
@@ -215,20 +216,11 @@ func (a *App) CancelRun(ctx context.Context, id string) error {
 	return nil
 }
 
-func cancelKey(runID string) string { return "tempest:cancel:" + runID }
-
 // requestCancel asks Temporal to cancel a run, and marks it in Redis first so that a step
 // about to start in the same workflow task sees it (CancelRequested).
 func (a *App) requestCancel(ctx context.Context, runID string) error {
-	if err := a.redis.Set(ctx, cancelKey(runID), 1, a.opts.EventRetention).Err(); err != nil {
+	if err := a.redis.Set(ctx, flowcontrol.CancelKey(runID), 1, a.opts.EventRetention).Err(); err != nil {
 		return fmt.Errorf("cancel run %s: %w", runID, err)
 	}
 	return a.temporal.CancelWorkflow(ctx, runID, "")
-}
-
-// CancelRequested tells a step whether its run's cancellation was requested
-// (workflows.Engine). When Redis does not answer, the step runs.
-func (a *App) CancelRequested(ctx context.Context, runID string) bool {
-	n, err := a.redis.Exists(ctx, cancelKey(runID)).Result()
-	return err == nil && n > 0
 }

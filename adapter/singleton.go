@@ -14,11 +14,6 @@ import (
 	"github.com/tempestrun/tempest/internal/metrics"
 )
 
-// ReleaseSingleton frees a run's singleton lock (workflows.Engine).
-func (a *App) ReleaseSingleton(ctx context.Context, key, runID string) error {
-	return flowcontrol.ReleaseSingleton(ctx, a.redis, key, runID)
-}
-
 // singletonKey evaluates the function's key for an event: ok false means the event is not
 // subject to the rule (the key is false or does not evaluate).
 func (f *function) singletonLock(ev *accepted) (key string, ok bool) {

@@ -15,24 +15,6 @@ import (
 	"github.com/tempestrun/tempest/internal/expr"
 )
 
-// RegisterWaits indexes waits (workflows.Engine).
-func (a *App) RegisterWaits(ctx context.Context, waits []flowcontrol.Wait) error {
-	if err := a.waits.Register(ctx, waits); err != nil {
-		return err
-	}
-	for _, w := range waits { // cancelOn rules register twice (at start and in the run): not counted
-		if w.Kind == flowcontrol.KindWait {
-			a.metrics.WaitsRegistered.Inc()
-		}
-	}
-	return nil
-}
-
-// ClaimWait claims a wait for its run (workflows.Engine).
-func (a *App) ClaimWait(ctx context.Context, w flowcontrol.Wait, value string) (int, string, error) {
-	return a.waits.Claim(ctx, w, value)
-}
-
 // deliver hands each event to the waits and cancel rules it satisfies: a wait is claimed
 // atomically, then its run is signalled (with the event's id as request id, so a retried
 // delivery is one signal) or, for a cancel rule, cancelled.

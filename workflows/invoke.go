@@ -56,10 +56,7 @@ func Invoke(ctx context.Context, id string, opts InvokeOpts) (json.RawMessage, e
 		st.memo[uid] = memoEntry{err: se}
 		return nil, se
 	}
-	if st.engine == nil {
-		return fail("InvokeError", "this run has no engine to invoke functions")
-	}
-	target, ok := st.engine.Function(opts.FunctionID)
+	target, ok := st.acts.Resolve(opts.FunctionID)
 	if !ok {
 		return fail("InvokeError", fmt.Sprintf("function %q not found", opts.FunctionID))
 	}

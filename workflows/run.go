@@ -84,30 +84,10 @@ type Call struct {
 // side effects inside steps.
 type Handler func(ctx context.Context, call Call) (any, error)
 
-// Engine is what runs need from the app: a way to send events (step.SendEvent, system
-// events), the wait index, and the functions step.Invoke targets.
-type Engine interface {
-	activities.Sender
-	activities.Waiter
-	activities.Locker
-	activities.Canceller
-	activities.Limiter
-	// Function resolves an invoke target by fully qualified id or by id within the app.
-	Function(id string) (FunctionInfo, bool)
-}
-
-// FunctionInfo is what a run needs to start another function's run.
-type FunctionInfo struct {
-	Slug      string
-	TaskQueue string
-	Retries   int
-}
-
-// Workflow returns the workflow function of a Tempest function. engine nil (unit tests)
-// sends no events and invokes nothing.
-func Workflow(h Handler, engine Engine) func(workflow.Context, RunInput) (any, error) {
+// Workflow returns the workflow function of a Tempest function whose runs use acts.
+func Workflow(h Handler, acts *activities.Activities) func(workflow.Context, RunInput) (any, error) {
 	return func(wctx workflow.Context, in RunInput) (any, error) {
-		st := &runState{wctx: wctx, run: &run{in: in, engine: engine, memo: map[string]memoEntry{}}}
+		st := &runState{wctx: wctx, run: &run{in: in, acts: acts, memo: map[string]memoEntry{}}}
 		for _, m := range in.Reused { // a rerun from a step: the steps before it are done
 			st.memo[m.ID] = memoEntry{data: m.Data, err: m.Error}
 		}
@@ -171,7 +151,7 @@ func (st *runState) execute(h Handler) (any, error) {
 
 // passThrottle waits, in timers, until the run's throttle lets it begin.
 func (st *runState) passThrottle() error {
-	if st.in.Throttle == nil || st.engine == nil {
+	if st.in.Throttle == nil {
 		return nil
 	}
 	// Runs recorded before the gate existed replay without it.
@@ -181,7 +161,7 @@ func (st *runState) passThrottle() error {
 	for {
 		ctx := st.waitLA(st.wctx, "throttle")
 		var wait time.Duration
-		if err := workflow.ExecuteLocalActivity(ctx, activities.PassGate, st.engine, *st.in.Throttle, st.in.RunID).Get(ctx, &wait); err != nil {
+		if err := workflow.ExecuteLocalActivity(ctx, st.acts.PassGate, *st.in.Throttle, st.in.RunID).Get(ctx, &wait); err != nil {
 			return err
 		}
 		if wait <= 0 {
@@ -195,11 +175,11 @@ func (st *runState) passThrottle() error {
 
 // releaseSingleton frees the run's singleton lock.
 func (st *runState) releaseSingleton(ctx workflow.Context) error {
-	if st.in.Singleton == "" || st.engine == nil {
+	if st.in.Singleton == "" {
 		return nil
 	}
 	lctx := st.waitLA(ctx, "release singleton")
-	return workflow.ExecuteLocalActivity(lctx, activities.ReleaseSingleton, st.engine, st.in.Singleton, st.in.RunID).Get(lctx, nil)
+	return workflow.ExecuteLocalActivity(lctx, st.acts.ReleaseSingleton, st.in.Singleton, st.in.RunID).Get(lctx, nil)
 }
 
 // call invokes the handler until it succeeds, fails for good, or the run is cancelled.
@@ -259,7 +239,7 @@ func (m memoEntry) result() (json.RawMessage, error) {
 // run is what every coroutine of one run shares.
 type run struct {
 	in      RunInput
-	engine  Engine
+	acts    *activities.Activities
 	memo    map[string]memoEntry // completed steps of this run, by unique id
 	seen    map[string]int       // ids used in the current handler invocation
 	failure *ErrorData           // why the run failed, for its system events

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -28,7 +32,7 @@ func run(t *testing.T, retries int, h workflows.Handler) (any, error, []time.Dur
 	env := s.NewTestWorkflowEnvironment()
 	var timers []time.Duration
 	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
-	env.RegisterWorkflowWithOptions(workflows.Workflow(h, nil), workflow.RegisterOptions{Name: "fn"})
+	env.RegisterWorkflowWithOptions(workflows.Workflow(h, testActivities()), workflow.RegisterOptions{Name: "fn"})
 	env.ExecuteWorkflow("fn", workflows.RunInput{FunctionID: "app-fn", RunID: "01RUN", Retries: retries})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("run did not complete")
@@ -42,6 +46,28 @@ func run(t *testing.T, retries int, h workflows.Handler) (any, error, []time.Dur
 	}
 	return out, err, timers
 }
+
+// testActivities are activities that reach no service: sent events are accepted, and
+// Redis refuses every command before dialing (a step's cancel check finds no request).
+func testActivities() *activities.Activities {
+	noRedis := redis.NewClient(&redis.Options{Limiter: refuseAll{}, MaxRetries: -1})
+	return &activities.Activities{
+		Redis: noRedis,
+		Send: func(_ context.Context, _ []json.RawMessage, ids []ulid.ULID, _ bool) ([]string, error) {
+			out := make([]string, len(ids))
+			for i, id := range ids {
+				out[i] = id.String()
+			}
+			return out, nil
+		},
+		Resolve: func(string) (activities.FunctionInfo, bool) { return activities.FunctionInfo{}, false },
+	}
+}
+
+type refuseAll struct{}
+
+func (refuseAll) Allow() error       { return errors.New("no Redis in unit tests") }
+func (refuseAll) ReportResult(error) {}
 
 func TestStepRetriesFollowInngestTable(t *testing.T) {
 	t.Parallel()

@@ -94,26 +94,23 @@ const runCancelledType = "RunCancelled"
 // guard wraps a step body so that it does not start once the run's cancellation was
 // requested. A failed check lets the step run: Redis being away must not stop runs.
 func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
-	if st.engine == nil {
-		return fn
-	}
 	leases := st.in.Concurrency
 	leaseID := fmt.Sprintf("%s/%s/%d", st.in.RunID, id, attempt)
 	score := float64(st.in.ScheduledAt - int64(st.in.Priority)*1000)
 	return func(ctx context.Context) (json.RawMessage, error) {
-		if st.engine.CancelRequested(ctx, st.in.RunID) {
+		if st.acts.CancelRequested(ctx, st.in.RunID) {
 			return nil, errRunCancelled
 		}
 		if len(leases) == 0 {
 			bodyStarts(ctx, false)
 			return fn(ctx)
 		}
-		ok, err := st.engine.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, SlotHold)
+		ok, err := st.acts.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, SlotHold)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			if st.engine.CancelRequested(ctx, st.in.RunID) {
+			if st.acts.CancelRequested(ctx, st.in.RunID) {
 				return nil, errRunCancelled
 			}
 			return nil, errConcurrencyLimited
@@ -122,7 +119,7 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 		done := make(chan struct{})
 		defer func() {
 			close(done)
-			_ = st.engine.ReleaseLeases(context.WithoutCancel(ctx), st.in.FunctionID, leases, leaseID)
+			_ = st.acts.ReleaseLeases(context.WithoutCancel(ctx), st.in.FunctionID, leases, leaseID)
 		}()
 		go func() {
 			t := time.NewTicker(flowcontrol.LeaseTTL / 3)
@@ -132,7 +129,7 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 				case <-done:
 					return
 				case <-t.C:
-					_, _ = st.engine.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, 0)
+					_, _ = st.acts.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, 0)
 				}
 			}
 		}()
@@ -384,9 +381,6 @@ func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if st.engine == nil {
-		return nil, errors.New("tempest: this run has no engine to send events")
-	}
 	uid := st.uniqueID(id)
 	born := workflow.GetInfo(st.wctx).WorkflowStartTime
 	eventIDs := make([]ulid.ULID, len(events))
@@ -394,7 +388,7 @@ func SendEvent(ctx context.Context, id string, events []json.RawMessage) ([]stri
 		eventIDs[i] = DeriveID(born, st.in.RunID, uid, strconv.Itoa(i))
 	}
 	data, err := st.runStep(uid, func(ctx context.Context) (json.RawMessage, error) {
-		ids, err := st.engine.SendEvents(ctx, events, eventIDs, false)
+		ids, err := st.acts.Send(ctx, events, eventIDs, false)
 		if err != nil {
 			return nil, err
 		}

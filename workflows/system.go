@@ -8,8 +8,6 @@ import (
 	"github.com/oklog/ulid/v2"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/tempestrun/tempest/activities"
 )
 
 // Names of the system events Tempest emits, as Inngest names them.
@@ -58,7 +56,7 @@ func DeriveID(t time.Time, parts ...string) ulid.ULID {
 // emitFinished sends the run's system events. Runs triggered by function.finished/failed/
 // cancelled emit none, so a function that reacts to them cannot loop.
 func (st *runState) emitFinished(ctx workflow.Context, status string, result any, failure *ErrorData) error {
-	if st.engine == nil || len(st.in.Events) == 0 {
+	if len(st.in.Events) == 0 {
 		return nil
 	}
 	var trigger struct {
@@ -104,5 +102,5 @@ func (st *runState) emitFinished(ctx workflow.Context, status string, result any
 		RetryPolicy:            &temporal.RetryPolicy{MaximumInterval: time.Minute},
 		Summary:                "emit " + status + " events",
 	})
-	return workflow.ExecuteLocalActivity(lctx, activities.SendEvents, st.engine, events, eventIDs).Get(lctx, nil)
+	return workflow.ExecuteLocalActivity(lctx, st.acts.SendEvents, events, eventIDs).Get(lctx, nil)
 }

@@ -132,14 +132,11 @@ func WaitForEvent(ctx context.Context, id string, opts WaitOpts) (json.RawMessag
 	if err := ValidateWait(opts.Event, opts.If, opts.Match, opts.Timeout, true); err != nil {
 		return nil, &NonRetriableError{Err: fmt.Errorf("step %q: wait for event: %w", uid, err)}
 	}
-	if st.engine == nil {
-		return nil, &NonRetriableError{Err: errors.New("tempest: this run has no engine to wait for events")}
-	}
 	w := st.newWait(flowcontrol.KindWait, uid, opts.Event, opts.If, opts.Match, opts.Timeout)
 	// Listen before registering, so no signal can come before the channel exists.
 	ch := workflow.GetSignalChannel(st.wctx, w.Signal)
 	rctx := st.waitLA(st.wctx, "wait for "+opts.Event+" ("+uid+")")
-	if err := workflow.ExecuteLocalActivity(rctx, activities.RegisterWaits, st.engine, []flowcontrol.Wait{w}).Get(rctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(rctx, st.acts.RegisterWaits, []flowcontrol.Wait{w}).Get(rctx, nil); err != nil {
 		return nil, err
 	}
 	var event json.RawMessage
@@ -162,7 +159,7 @@ func WaitForEvent(ctx context.Context, id string, opts WaitOpts) (json.RawMessag
 		// the event that won.
 		cctx := st.waitLA(st.wctx, "wait for "+opts.Event+" timed out ("+uid+")")
 		var res []activities.ClaimResult
-		if err := workflow.ExecuteLocalActivity(cctx, activities.ClaimWait, st.engine, []flowcontrol.Wait{w}, "~timeout").Get(cctx, &res); err != nil {
+		if err := workflow.ExecuteLocalActivity(cctx, st.acts.ClaimWait, []flowcontrol.Wait{w}, "~timeout").Get(cctx, &res); err != nil {
 			return nil, err
 		}
 		if res[0].Outcome == flowcontrol.AlreadyClaimed && res[0].Prev != "~timeout" {
@@ -219,17 +216,17 @@ func (st *runState) cancelWaits() []flowcontrol.Wait {
 }
 
 func (st *runState) registerCancelRules() error {
-	if len(st.in.Cancel) == 0 || st.engine == nil {
+	if len(st.in.Cancel) == 0 {
 		return nil
 	}
 	ctx := st.waitLA(st.wctx, "register cancelOn rules")
-	return workflow.ExecuteLocalActivity(ctx, activities.RegisterWaits, st.engine, st.cancelWaits()).Get(ctx, nil)
+	return workflow.ExecuteLocalActivity(ctx, st.acts.RegisterWaits, st.cancelWaits()).Get(ctx, nil)
 }
 
 func (st *runState) releaseCancelRules(ctx workflow.Context) error {
-	if len(st.in.Cancel) == 0 || st.engine == nil {
+	if len(st.in.Cancel) == 0 {
 		return nil
 	}
 	ctx = st.waitLA(ctx, "release cancelOn rules")
-	return workflow.ExecuteLocalActivity(ctx, activities.ClaimWait, st.engine, st.cancelWaits(), "~done").Get(ctx, nil)
+	return workflow.ExecuteLocalActivity(ctx, st.acts.ClaimWait, st.cancelWaits(), "~done").Get(ctx, nil)
 }

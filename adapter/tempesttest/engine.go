@@ -3,24 +3,43 @@ package tempesttest
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/internal/kit"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/expr"
-	"github.com/tempestrun/tempest/workflows"
 )
 
-// The rest of workflows.Engine: sent events are recorded, waits fed from the case, and
-// flow control lets everything through.
+// activities are the test run's: events sent and invoke targets answered by the recorder,
+// waits fed from the case (RegisterWaits and ClaimWait are mocked), and a Redis client that
+// reaches no server (a step's cancel check finds none).
+func (r *recorder) activities() *activities.Activities {
+	noRedis := redis.NewClient(&redis.Options{
+		Dialer:     func(context.Context, string, string) (net.Conn, error) { return nil, errNoRedis },
+		Limiter:    refuseAll{}, // fail every command before it dials
+		MaxRetries: -1,
+	})
+	return &activities.Activities{Redis: noRedis, Send: r.send, Resolve: r.resolve}
+}
 
-func (r *recorder) SendEvents(_ context.Context, events []json.RawMessage, ids []ulid.ULID, internal bool) ([]string, error) {
+var errNoRedis = errors.New("tempesttest: no Redis in a test run")
+
+type refuseAll struct{}
+
+func (refuseAll) Allow() error       { return errNoRedis }
+func (refuseAll) ReportResult(error) {}
+
+func (r *recorder) send(_ context.Context, events []json.RawMessage, ids []ulid.ULID, internal bool) ([]string, error) {
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = id.String()
@@ -38,7 +57,9 @@ func (r *recorder) SendEvents(_ context.Context, events []json.RawMessage, ids [
 	return out, nil
 }
 
-func (r *recorder) RegisterWaits(_ context.Context, waits []flowcontrol.Wait) error {
+// registerWaits stands in for Activities.RegisterWaits: a wait the case feeds gets its
+// event at once.
+func (r *recorder) registerWaits(_ context.Context, waits []flowcontrol.Wait) error {
 	for _, w := range waits {
 		if w.Kind != flowcontrol.KindWait {
 			continue // cancelOn rules never fire here
@@ -91,33 +112,26 @@ func (r *recorder) matches(w flowcontrol.Wait, ev adapter.Event) bool {
 	return true
 }
 
-// ClaimWait: the run's own claims (a timeout, releasing cancel rules) always win here.
-func (r *recorder) ClaimWait(context.Context, flowcontrol.Wait, string) (int, string, error) {
-	return flowcontrol.Claimed, "", nil
+// claimWait stands in for Activities.ClaimWait: the run's own claims (a timeout, releasing
+// cancel rules) always win here.
+func (r *recorder) claimWait(_ context.Context, waits []flowcontrol.Wait, _ string) ([]activities.ClaimResult, error) {
+	out := make([]activities.ClaimResult, len(waits))
+	for i := range out {
+		out[i].Outcome = flowcontrol.Claimed
+	}
+	return out, nil
 }
 
-func (r *recorder) ReleaseSingleton(context.Context, string, string) error { return nil }
-func (r *recorder) CancelRequested(context.Context, string) bool           { return false }
-func (r *recorder) AcquireLeases(context.Context, string, []flowcontrol.Lease, string, string, float64, time.Duration) (bool, error) {
-	return true, nil
-}
-func (r *recorder) ReleaseLeases(context.Context, string, []flowcontrol.Lease, string) error {
-	return nil
-}
-func (r *recorder) PassGate(context.Context, flowcontrol.Gate, string) (time.Duration, error) {
-	return 0, nil
-}
-
-// Function resolves invoke targets: those the case answers.
-func (r *recorder) Function(id string) (workflows.FunctionInfo, bool) {
+// resolve finds invoke targets: those the case answers.
+func (r *recorder) resolve(id string) (activities.FunctionInfo, bool) {
 	if _, ok := r.c.Invokes[id]; !ok {
-		return workflows.FunctionInfo{}, false
+		return activities.FunctionInfo{}, false
 	}
 	slug := id
 	if f, ok := kit.Lookup(r.fns, id); ok {
 		slug = f.Slug
 	}
-	return workflows.FunctionInfo{Slug: slug, TaskQueue: "default-test-taskqueue"}, true
+	return activities.FunctionInfo{Slug: slug, TaskQueue: "default-test-taskqueue"}, true
 }
 
 // sleeps records step.Sleep from its timer (the only trace a sleep leaves).

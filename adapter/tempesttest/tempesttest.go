@@ -192,7 +192,10 @@ func Run(fns *adapter.Functions, id string, c Case) (*Result, error) {
 	env.SetStartTime(start)
 	r := &recorder{c: c, env: env, fns: fns, slug: f.Slug, trigger: in.Events[0], res: &Result{}}
 	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{&sleeps{r: r}}})
-	env.RegisterWorkflowWithOptions(workflows.Workflow(f.Handler, r), workflow.RegisterOptions{Name: f.Slug})
+	acts := r.activities()
+	env.RegisterWorkflowWithOptions(workflows.Workflow(f.Handler, acts), workflow.RegisterOptions{Name: f.Slug})
+	env.OnActivity(acts.RegisterWaits, mock.Anything, mock.Anything).Return(r.registerWaits)
+	env.OnActivity(acts.ClaimWait, mock.Anything, mock.Anything, mock.Anything).Return(r.claimWait)
 	for fid, a := range c.Invokes {
 		r.registerInvoke(fid, a)
 	}
@@ -235,8 +238,7 @@ func runError(err error) error {
 	return err
 }
 
-// recorder is the test run's engine (workflows.Engine): it records what the run does and
-// answers from the Case.
+// recorder records what the test run does and answers for its activities from the Case.
 type recorder struct {
 	c       Case
 	env     *testsuite.TestWorkflowEnvironment

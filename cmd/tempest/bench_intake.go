@@ -232,8 +232,7 @@ func waitIntakeRuns(ctx context.Context, app *adapter.App, want int64) (time.Dur
 		}
 	}
 	firstSteps := time.Since(began)
-	fn, _ := app.Function(intakeFunction)
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", fn.Slug)
+	q := fmt.Sprintf("WorkflowType = '%s-%s' AND ExecutionStatus = 'Running'", app.AppID(), intakeFunction)
 	for {
 		res, err := app.Temporal().CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: q})
 		if err != nil {
