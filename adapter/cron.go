@@ -61,14 +61,18 @@ func (a *App) cronTickWorkflow(ctx workflow.Context, t cronTick) (string, error)
 		ScheduleToCloseTimeout: time.Hour, StartToCloseTimeout: time.Minute, Summary: "start " + t.FunctionID,
 	})
 	var runID string
-	err := workflow.ExecuteLocalActivity(ctx, a.StartScheduled, t, scheduled.UTC(), workflow.Now(ctx).UTC()).Get(ctx, &runID)
+	err := workflow.ExecuteLocalActivity(ctx, cronActivities{a}.StartScheduled, t, scheduled.UTC(), workflow.Now(ctx).UTC()).Get(ctx, &runID)
 	return runID, err
 }
 
-// StartScheduled starts the run of a cron tick (a local activity of the tick workflow). The
-// event's id is the scheduled time, and the run id derives from it, so a retried tick
-// starts one run.
-func (a *App) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireAt time.Time) (string, error) {
+// cronActivities holds the tick workflow's local activity; its method's name is the one
+// recorded in tick histories ("StartScheduled").
+type cronActivities struct{ a *App }
+
+// StartScheduled starts the run of a cron tick. The event's id is the scheduled time, and
+// the run id derives from it, so a retried tick starts one run.
+func (c cronActivities) StartScheduled(ctx context.Context, t cronTick, scheduledAt, fireAt time.Time) (string, error) {
+	a := c.a
 	a.mu.RLock()
 	f, ok := a.functions[t.FunctionID]
 	a.mu.RUnlock()

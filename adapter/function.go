@@ -94,7 +94,32 @@ const MaxCancelRules = 5
 
 // FunctionFailed is the data of the system events inngest/function.failed, .finished and
 // .cancelled: the function, the run, its triggering event(s), and its result or error.
-type FunctionFailed = workflows.FinishedData
+type FunctionFailed struct {
+	// FunctionID is the fully qualified id of the function whose run ended.
+	FunctionID string `json:"function_id"`
+	RunID      string `json:"run_id"`
+	// Event is the run's triggering event; Events all of them (a batch).
+	Event  json.RawMessage   `json:"event"`
+	Events []json.RawMessage `json:"events"`
+	// Result is the handler's output (function.finished of a completed run).
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error is why the run failed or was cancelled.
+	Error *RunError `json:"error,omitempty"`
+	// CorrelationID links a run started by step.Invoke to its caller.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	Inngest       struct {
+		// Status is "Completed", "Failed" or "Cancelled".
+		Status string `json:"status"`
+	} `json:"_inngest"`
+}
+
+// RunError is a run's error as Inngest serializes it: Name is its kind ("Error",
+// "StepError", "NonRetriableError", ...), Message (and Error, the same) its message.
+type RunError struct {
+	Error   string `json:"error"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+}
 
 // Trigger is an event trigger (EventTrigger) or a schedule (CronTrigger). Event is a name,
 // or a wildcard ending in "/*" or ".*" (for example "app/*"); Expression is an optional CEL
@@ -229,7 +254,8 @@ func CreateFunction[T any](app Registrar, opts FunctionOpts, trigger Triggerable
 		if len(in.Events) > 0 {
 			in.Event = in.Events[0]
 		}
-		return fn(ctx, in)
+		out, err := fn(ctx, in)
+		return out, toRun(err)
 	}
 	if err := app.addFunction(f); err != nil {
 		return nil, err

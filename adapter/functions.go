@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/activities"
-	"github.com/tempestrun/tempest/adapter/internal/kit"
+	"github.com/tempestrun/tempest/adapter/internal/bridge"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -103,13 +103,13 @@ func offline(fs *Functions) *activities.Activities {
 	}
 }
 
-func init() { kit.Lookup = lookupForKit }
+func init() { bridge.Lookup = lookupForKit }
 
-// lookupForKit serves the test kit (kit.Lookup).
-func lookupForKit(r any, id string) (kit.Function, bool) {
+// lookupForKit serves the test kit (bridge.Lookup).
+func lookupForKit(r any, id string) (bridge.Function, bool) {
 	fs, ok := r.(*Functions)
 	if !ok || fs == nil {
-		return kit.Function{}, false
+		return bridge.Function{}, false
 	}
 	fs.mu.Lock()
 	f, ok := fs.bySlg[id]
@@ -118,9 +118,9 @@ func lookupForKit(r any, id string) (kit.Function, bool) {
 	}
 	fs.mu.Unlock()
 	if !ok {
-		return kit.Function{}, false
+		return bridge.Function{}, false
 	}
-	return kit.Function{
+	return bridge.Function{
 		Slug: f.slug, Retries: f.retries, Cancel: f.cancel, FinishTimeout: f.finishTimeout, Handler: f.handler,
 		Triggers: func(name string, ev map[string]any) bool {
 			for _, t := range f.triggers {

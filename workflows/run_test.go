@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/activities"
+	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/workflows"
 )
@@ -32,7 +33,21 @@ func run(t *testing.T, retries int, h workflows.Handler) (any, error, []time.Dur
 	env := s.NewTestWorkflowEnvironment()
 	var timers []time.Duration
 	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
-	env.RegisterWorkflowWithOptions(workflows.Workflow(h, testActivities()), workflow.RegisterOptions{Name: "fn"})
+	// As adapter.CreateFunction's wrapper does, the handler's errors of user types go to the
+	// run as the machinery's.
+	wrapped := func(ctx context.Context, c workflows.Call) (any, error) {
+		out, err := h(ctx, c)
+		var se *adapter.StepError
+		var nr *adapter.NonRetriableError
+		switch {
+		case errors.As(err, &se):
+			err = &workflows.StepError{StepID: se.StepID, Name: se.Name, Message: se.Message}
+		case errors.As(err, &nr):
+			err = &workflows.NonRetriableError{Err: err}
+		}
+		return out, err
+	}
+	env.RegisterWorkflowWithOptions(workflows.Workflow(wrapped, testActivities()), workflow.RegisterOptions{Name: "fn"})
 	env.ExecuteWorkflow("fn", workflows.RunInput{FunctionID: "app-fn", RunID: "01RUN", Retries: retries})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("run did not complete")
@@ -91,7 +106,7 @@ func TestStepRetriesFollowInngestTable(t *testing.T) {
 			t.Errorf("retry %d waited %s, want [%s, %s)", i+1, d, lo, lo+workflows.MaxJitter)
 		}
 	}
-	var se *workflows.StepError
+	var se *adapter.StepError
 	if !errors.As(err, &se) && !isStepFailure(err) {
 		t.Fatalf("run error = %v, want the step's error", err)
 	}
@@ -110,7 +125,7 @@ func TestNonRetriableStopsAtOnce(t *testing.T) {
 			calls.Add(1)
 			return 0, &workflows.NonRetriableError{Err: errors.New("card declined")}
 		})
-		var se *workflows.StepError
+		var se *adapter.StepError
 		if errors.As(err, &se) {
 			return "recovered: " + se.Message, nil // the handler may recover
 		}
@@ -232,7 +247,7 @@ func TestStepOutputOverLimitIsAClearError(t *testing.T) {
 			calls.Add(1)
 			return strings.Repeat("x", workflows.MaxStepOutput), nil
 		})
-		var se *workflows.StepError
+		var se *adapter.StepError
 		if errors.As(err, &se) {
 			return se.Name + ": " + se.Message, nil
 		}
@@ -292,7 +307,7 @@ func TestFailureNamesAndMessages(t *testing.T) {
 		_, err := step.Run(ctx, "s", func(ctx context.Context) (int, error) {
 			return 0, &workflows.NonRetriableError{Err: errors.New("bad input")}
 		})
-		var se *workflows.StepError
+		var se *adapter.StepError
 		if errors.As(err, &se) && se.Name != "NonRetriableError" {
 			return nil, fmt.Errorf("step's name %q", se.Name)
 		}

@@ -8,8 +8,11 @@ import (
 	"github.com/tempestrun/tempest/workflows"
 )
 
-// Result of one branch.
-type Result = workflows.Result
+// Result of one branch: its return value, or its error.
+type Result struct {
+	Value any
+	Error error
+}
 
 // Results of all branches, in the order they were given.
 type Results []Result
@@ -38,5 +41,9 @@ func Parallel(ctx context.Context, fns ...func(ctx context.Context) (any, error)
 		}
 		return out
 	}
-	return res
+	out := make(Results, len(res))
+	for i, r := range res {
+		out[i] = Result(r)
+	}
+	return out
 }

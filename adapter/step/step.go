@@ -11,19 +11,22 @@ import (
 	"time"
 
 	"github.com/tempestrun/tempest/activities"
+	_ "github.com/tempestrun/tempest/adapter" // fills the bridge (bridge.ToRun, FromRun)
+	"github.com/tempestrun/tempest/adapter/internal/bridge"
 	"github.com/tempestrun/tempest/workflows"
 )
 
 // Run runs fn as a step named id and returns its result. fn is ordinary Go (I/O, clocks,
 // randomness are fine); its result must encode to JSON. On failure fn is retried per the
-// function's Retries with Inngest's backoff; after the last attempt Run returns a
-// *workflows.StepError (see adapter.StepError) which the handler may handle or return.
+// function's Retries with Inngest's backoff (adapter.NonRetriable stops, adapter.RetryAfter
+// sets the delay); after the last attempt Run returns an *adapter.StepError, which the
+// handler may handle or return.
 func Run[T any](ctx context.Context, id string, fn func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
 	data, err := workflows.Run(ctx, id, func(ctx context.Context) (json.RawMessage, error) {
 		v, err := fn(ctx)
 		if err != nil {
-			return nil, err
+			return nil, bridge.ToRun(err)
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -32,7 +35,7 @@ func Run[T any](ctx context.Context, id string, fn func(ctx context.Context) (T,
 		return b, nil
 	})
 	if err != nil {
-		return zero, err
+		return zero, bridge.FromRun(err)
 	}
 	var out T
 	if err := json.Unmarshal(data, &out); err != nil {
@@ -91,22 +94,29 @@ func SendEvent(ctx context.Context, id string, events ...any) ([]string, error) 
 		}
 		raws[i] = b
 	}
-	return workflows.SendEvent(ctx, id, raws)
+	ids, err := workflows.SendEvent(ctx, id, raws)
+	return ids, bridge.FromRun(err)
 }
 
-// InvokeOpts says which function step.Invoke runs: FunctionID is "<app>-<fn>" or an id in
-// this app; Data becomes the data of the inngest/function.invoked event the run receives;
-// Timeout (0: none) stops waiting, leaving the invoked run to go on.
-type InvokeOpts = workflows.InvokeOpts
+// InvokeOpts says which function Invoke runs.
+type InvokeOpts struct {
+	// FunctionID is the target's fully qualified id ("<app>-<fn>", any app of the
+	// environment) or its id in this app. Required.
+	FunctionID string
+	// Data becomes the data of the inngest/function.invoked event the invoked run receives.
+	Data map[string]any
+	// Timeout stops waiting after this long (the invoked run goes on); 0 waits for ever.
+	Timeout time.Duration
+}
 
 // Invoke runs another function as a child workflow and returns its output decoded into T.
 // A failed, cancelled or timed-out invoked run is a *adapter.StepError (not retried here:
 // the invoked function has its own retries).
 func Invoke[T any](ctx context.Context, id string, opts InvokeOpts) (T, error) {
 	var out T
-	data, err := workflows.Invoke(ctx, id, opts)
+	data, err := workflows.Invoke(ctx, id, workflows.InvokeOpts(opts))
 	if err != nil {
-		return out, err
+		return out, bridge.FromRun(err)
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return out, fmt.Errorf("step %q: decode the invoked run's output into %T: %w", id, out, err)
@@ -114,8 +124,15 @@ func Invoke[T any](ctx context.Context, id string, opts InvokeOpts) (T, error) {
 	return out, nil
 }
 
-// FetchOpts is an HTTP request: URL, Method (default GET), Headers, Body.
-type FetchOpts = activities.FetchRequest
+// FetchOpts is the HTTP request of Fetch.
+type FetchOpts struct {
+	// URL is an absolute http or https URL. Required.
+	URL string
+	// Method defaults to GET.
+	Method  string
+	Headers map[string]string
+	Body    string
+}
 
 // FetchResponse is the answer; Body is decoded into T (a string gets the raw body).
 type FetchResponse[T any] struct {
@@ -129,9 +146,9 @@ type FetchResponse[T any] struct {
 // retried per the step rules (honouring Retry-After); other answers, 4xx included, are
 // returned. The response is memoized like any step result.
 func Fetch[T any](ctx context.Context, id string, opts FetchOpts) (FetchResponse[T], error) {
-	raw, err := workflows.Fetch(ctx, id, opts)
+	raw, err := workflows.Fetch(ctx, id, activities.FetchRequest(opts))
 	if err != nil {
-		return FetchResponse[T]{}, err
+		return FetchResponse[T]{}, bridge.FromRun(err)
 	}
 	out := FetchResponse[T]{StatusCode: raw.StatusCode, Headers: raw.Headers, URL: raw.URL}
 	if s, ok := any(&out.Body).(*string); ok {
@@ -145,19 +162,28 @@ func Fetch[T any](ctx context.Context, id string, opts FetchOpts) (FetchResponse
 // ErrEventNotReceived is what WaitForEvent returns when its timeout passes first.
 var ErrEventNotReceived = workflows.ErrEventNotReceived
 
-// WaitForEventOpts: Event (required), Timeout (required, at most 366 days), and If (CEL
-// over `event`, this run's trigger, and `async`, the candidate) or Match ("data.userId":
-// the value must be equal in both events).
-type WaitForEventOpts = workflows.WaitOpts
+// WaitForEventOpts says which event WaitForEvent takes.
+type WaitForEventOpts struct {
+	// Event is the name of the event to wait for. Required.
+	Event string
+	// Timeout is how long to wait: more than 0, at most 366 days. Required.
+	Timeout time.Duration
+	// If is CEL over `event` (this run's triggering event) and `async` (the candidate),
+	// like "async.data.total > 100". Set If or Match, not both.
+	If string
+	// Match is a path such as "data.userId": the candidate's value must equal the
+	// triggering event's (waits with Match are indexed by the value: delivery is a lookup).
+	Match string
+}
 
 // WaitForEvent pauses the run (holding no worker) until a matching event arrives after the
 // wait began, and returns it decoded into T (an adapter.GenericEvent[D], say). On timeout
 // it returns ErrEventNotReceived, which is not a failure of the run.
 func WaitForEvent[T any](ctx context.Context, id string, opts WaitForEventOpts) (T, error) {
 	var out T
-	data, err := workflows.WaitForEvent(ctx, id, opts)
+	data, err := workflows.WaitForEvent(ctx, id, workflows.WaitOpts(opts))
 	if err != nil {
-		return out, err
+		return out, bridge.FromRun(err)
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return out, fmt.Errorf("step %q: decode the event into %T: %w", id, out, err)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/adapter"
-	"github.com/tempestrun/tempest/adapter/internal/kit"
+	"github.com/tempestrun/tempest/adapter/internal/bridge"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/expr"
 )
@@ -128,7 +128,7 @@ func (r *recorder) resolve(id string) (activities.FunctionInfo, bool) {
 		return activities.FunctionInfo{}, false
 	}
 	slug := id
-	if f, ok := kit.Lookup(r.fns, id); ok {
+	if f, ok := bridge.Lookup(r.fns, id); ok {
 		slug = f.Slug
 	}
 	return activities.FunctionInfo{Slug: slug, TaskQueue: "default-test-taskqueue"}, true

@@ -35,7 +35,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tempestrun/tempest/adapter"
-	"github.com/tempestrun/tempest/adapter/internal/kit"
+	"github.com/tempestrun/tempest/adapter/internal/bridge"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -151,7 +151,7 @@ const RunID = "01TESTRUN0000000000000000"
 // events, an event that does not trigger the function); a run that fails returns its
 // failure in Result.Err.
 func Run(fns *adapter.Functions, id string, c Case) (*Result, error) {
-	f, ok := kit.Lookup(fns, id)
+	f, ok := bridge.Lookup(fns, id)
 	if !ok {
 		return nil, fmt.Errorf("tempesttest: no function %q in these functions: define it with adapter.CreateFunction first", id)
 	}
@@ -299,7 +299,7 @@ func (r *recorder) runStep(ctx context.Context, id string, attempt int, fn workf
 // registerInvoke makes the invoked function's workflow answer from the case.
 func (r *recorder) registerInvoke(fid string, a Answer) {
 	slug := fid
-	if f, ok := kit.Lookup(r.fns, fid); ok {
+	if f, ok := bridge.Lookup(r.fns, fid); ok {
 		slug = f.Slug
 	}
 	r.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.RunInput) (any, error) {
