@@ -20,7 +20,7 @@ type Buffers struct {
 	rdb redis.UniversalClient
 	now func() time.Time
 	// Lease is how long a flusher owns a claimed buffer before another may take it over.
-	// Default FlushLease.
+	// Default flushLease.
 	Lease time.Duration
 }
 
@@ -29,7 +29,7 @@ func NewBuffers(rdb redis.UniversalClient, now func() time.Time) *Buffers {
 	if now == nil {
 		now = time.Now
 	}
-	return &Buffers{rdb: rdb, now: now, Lease: FlushLease}
+	return &Buffers{rdb: rdb, now: now, Lease: flushLease}
 }
 
 // Kinds of buffers.
@@ -38,8 +38,8 @@ const (
 	KindBatch    = "batch"
 )
 
-// FlushLease is the default lease of a claimed buffer.
-const FlushLease = 30 * time.Second
+// flushLease is the default lease of a claimed buffer.
+const flushLease = 30 * time.Second
 
 func bufferPrefix(function string) string { return "tempest:{f:" + function + "}:" }
 

@@ -14,8 +14,8 @@ const (
 	// LeaseTTL is how long a lease lives unless renewed: a crashed worker's lease is free
 	// after at most this long.
 	LeaseTTL = 30 * time.Second
-	// WaiterTTL forgets a waiting run that stopped asking (cancelled, or its worker died).
-	WaiterTTL = 30 * time.Second
+	// waiterTTL forgets a waiting run that stopped asking (cancelled, or its worker died).
+	waiterTTL = 30 * time.Second
 )
 
 var (
@@ -41,7 +41,7 @@ type Lease struct {
 func Acquire(ctx context.Context, rdb redis.UniversalClient, now time.Time, leases []Lease, leaseID, runID string, score float64) (bool, error) {
 	for i, l := range leases {
 		ok, err := concurrencyScript.Run(ctx, rdb, []string{l.Key + ":leases", l.Key + ":waiting", l.Key + ":seen"},
-			now.UnixMilli(), l.Limit, leaseID, now.Add(LeaseTTL).UnixMilli(), runID, score, WaiterTTL.Milliseconds()).Int()
+			now.UnixMilli(), l.Limit, leaseID, now.Add(LeaseTTL).UnixMilli(), runID, score, waiterTTL.Milliseconds()).Int()
 		if err != nil {
 			return false, fmt.Errorf("concurrency %s: %w", l.Key, err)
 		}

@@ -12,14 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Payload references: a Temporal payload over InlineLimit (a large batch, a large step
+// Payload references: a Temporal payload over inlineLimit (a large batch, a large step
 // result) is stored in Redis under its content hash and replaced in the history by a small
 // reference (the claim-check pattern), so it never hits Temporal's 2 MiB limit.
 const (
-	// InlineLimit is the largest payload kept inline in Temporal.
-	InlineLimit = 256 << 10
-	// PayloadTTL outlives any run: the longest sleep or wait (366 days) plus retention.
-	PayloadTTL = 400 * 24 * time.Hour
+	// inlineLimit is the largest payload kept inline in Temporal.
+	inlineLimit = 256 << 10
+	// payloadTTL outlives any run: the longest sleep or wait (366 days) plus retention.
+	payloadTTL = 400 * 24 * time.Hour
 	// refEncoding marks a reference payload.
 	refEncoding = "tempest/redis-ref"
 )
@@ -31,11 +31,11 @@ type PayloadCodec struct {
 
 func payloadKey(sum string) string { return "tempest:payload:" + sum }
 
-// Encode replaces each payload over InlineLimit by a reference to its copy in Redis.
+// Encode replaces each payload over inlineLimit by a reference to its copy in Redis.
 func (c PayloadCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(ps))
 	for i, p := range ps {
-		if proto.Size(p) <= InlineLimit {
+		if proto.Size(p) <= inlineLimit {
 			out[i] = p
 			continue
 		}
@@ -46,7 +46,7 @@ func (c PayloadCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error
 		h := sha256.Sum256(b)
 		sum := hex.EncodeToString(h[:])
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = c.Redis.Set(ctx, payloadKey(sum), b, PayloadTTL).Err()
+		err = c.Redis.Set(ctx, payloadKey(sum), b, payloadTTL).Err()
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("store a %d-byte payload in Redis: %w", len(b), err)

@@ -17,10 +17,10 @@ const (
 	SingletonCancel = "cancel"
 )
 
-// SingletonLease bounds how long a lock outlives a run that never released it. Runs release
+// singletonLease bounds how long a lock outlives a run that never released it. Runs release
 // their lock when they end, and a lock whose holder has ended is taken over (Steal), so the
 // lease only matters if Redis keeps a lock of a run Temporal has forgotten.
-const SingletonLease = 366 * 24 * time.Hour
+const singletonLease = 366 * 24 * time.Hour
 
 var (
 	//go:embed singleton.lua
@@ -46,7 +46,7 @@ const (
 
 // AcquireSingleton takes the lock for runID; see the outcomes.
 func AcquireSingleton(ctx context.Context, rdb redis.UniversalClient, key, runID, mode string) (outcome int, holder string, err error) {
-	res, err := singletonScript.Run(ctx, rdb, []string{key}, runID, mode, SingletonLease.Milliseconds()).Slice()
+	res, err := singletonScript.Run(ctx, rdb, []string{key}, runID, mode, singletonLease.Milliseconds()).Slice()
 	if err != nil {
 		return 0, "", fmt.Errorf("singleton %s: %w", key, err)
 	}
@@ -60,7 +60,7 @@ func AcquireSingleton(ctx context.Context, rdb redis.UniversalClient, key, runID
 // StealSingleton moves the lock from a holder that has ended to runID; false if the lock
 // changed meanwhile.
 func StealSingleton(ctx context.Context, rdb redis.UniversalClient, key, from, runID string) (bool, error) {
-	n, err := casScript.Run(ctx, rdb, []string{key}, from, runID, SingletonLease.Milliseconds()).Int()
+	n, err := casScript.Run(ctx, rdb, []string{key}, from, runID, singletonLease.Milliseconds()).Int()
 	return n == 1, err
 }
 

@@ -11,10 +11,10 @@ import (
 // freedChannel is the Redis pub/sub channel on which a released lease names its key.
 const freedChannel = "tempest:concurrency:freed"
 
-// MaxSlotWaiters bounds the steps of one process that wait for a concurrency slot inside
+// maxSlotWaiters bounds the steps of one process that wait for a concurrency slot inside
 // their local activity (each holds a worker's local-activity slot); past it a step waits
 // in a workflow timer instead.
-const MaxSlotWaiters = 256
+const maxSlotWaiters = 256
 
 // SlotWaker hands a released concurrency slot to the steps waiting for it in this process:
 // Release publishes the key, and every process's one subscription wakes its waiters of that
@@ -32,7 +32,7 @@ type SlotWaker struct {
 
 // NewSlotWaker returns a waker on rdb; it subscribes on first use.
 func NewSlotWaker(rdb redis.UniversalClient) *SlotWaker {
-	return &SlotWaker{rdb: rdb, room: make(chan struct{}, MaxSlotWaiters), waits: map[string]map[chan struct{}]struct{}{}}
+	return &SlotWaker{rdb: rdb, room: make(chan struct{}, maxSlotWaiters), waits: map[string]map[chan struct{}]struct{}{}}
 }
 
 func (w *SlotWaker) start() {
@@ -54,7 +54,7 @@ func (w *SlotWaker) start() {
 
 // AcquireWaiting calls acquire until it succeeds, hold passes, ctx ends or stop says so,
 // asking again as soon as a lease of one of keys is released (at least once a second: a
-// lost message costs at most that). Past MaxSlotWaiters waiting steps in this process it
+// lost message costs at most that). Past maxSlotWaiters waiting steps in this process it
 // asks once and returns.
 func (w *SlotWaker) AcquireWaiting(ctx context.Context, keys []string, hold time.Duration, acquire func() (bool, error), stop func() bool) (bool, error) {
 	select {

@@ -1,6 +1,3 @@
-// Package flowcontrol keeps Tempest's coordination state in Redis: the index of runs waiting
-// for events (step.WaitForEvent) and of cancel rules (cancelOn). Every key of one event name
-// shares a hash tag, so Redis Cluster keeps them in one slot and scripts stay atomic.
 package flowcontrol
 
 import (

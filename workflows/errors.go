@@ -38,12 +38,12 @@ var ErrNotInRun = errors.New("tempest: step called outside a function run (use t
 
 // Limits of the retry delays a RetryAfterError may ask for.
 const (
-	MinRetryAfter = time.Second
-	MaxRetryAfter = 24 * time.Hour
+	minRetryAfter = time.Second
+	maxRetryAfter = 24 * time.Hour
 )
 
 func clampRetryAfter(d time.Duration) time.Duration {
-	return min(max(d, MinRetryAfter), MaxRetryAfter)
+	return min(max(d, minRetryAfter), maxRetryAfter)
 }
 
 // backoffTable is Inngest's retry schedule, indexed by the attempt that just failed.

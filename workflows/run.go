@@ -101,7 +101,7 @@ func Workflow(h Handler, acts *activities.Activities) func(workflow.Context, Run
 		if rerr := st.releaseSingleton(dctx); rerr != nil {
 			return nil, rerr
 		}
-		status, failure := "Completed", (*ErrorData)(nil)
+		status, failure := "Completed", (*errorData)(nil)
 		switch {
 		case temporal.IsCanceledError(err):
 			status = "Cancelled"
@@ -201,7 +201,7 @@ func (st *runState) call(h Handler) (any, error) {
 		var nr *NonRetriableError
 		if errors.As(err, &se) {
 			// The message is the step's own; the step id travels in the details (step_id).
-			st.failure = &ErrorData{Error: se.Message, Name: se.Name, Message: se.Message}
+			st.failure = &errorData{Error: se.Message, Name: se.Name, Message: se.Message}
 			return nil, temporal.NewNonRetryableApplicationError(se.Message, "StepError", nil, se)
 		}
 		if errors.As(err, &nr) || attempt >= st.in.Retries {
@@ -209,7 +209,7 @@ func (st *runState) call(h Handler) (any, error) {
 			if nr != nil { // the same name as when a step returns it
 				name = "NonRetriableError"
 			}
-			st.failure = &ErrorData{Error: err.Error(), Name: name, Message: err.Error()}
+			st.failure = &errorData{Error: err.Error(), Name: name, Message: err.Error()}
 			return nil, temporal.NewNonRetryableApplicationError(err.Error(), name, nil)
 		}
 		d := retryDelay(st.in.RunID, "", attempt, err)
@@ -242,7 +242,7 @@ type run struct {
 	acts    *activities.Activities
 	memo    map[string]memoEntry // completed steps of this run, by unique id
 	seen    map[string]int       // ids used in the current handler invocation
-	failure *ErrorData           // why the run failed, for its system events
+	failure *errorData           // why the run failed, for its system events
 	attrs   []any                // the run's ids for its log lines (logAttrs)
 
 	// With a finish timeout: when it passes, and what cancels the handler's context.

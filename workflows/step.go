@@ -23,9 +23,9 @@ import (
 // 256 KiB are kept in Redis and referenced from the history (Temporal's own limit is 2 MiB).
 const MaxStepOutput = 4 << 20
 
-// StepTimeout bounds one attempt of a step (a local activity: longer steps belong in a
+// stepTimeout bounds one attempt of a step (a local activity: longer steps belong in a
 // Temporal activity of their own).
-const StepTimeout = 30 * time.Minute
+const stepTimeout = 30 * time.Minute
 
 // StepOutput is the recorded result of one step attempt. ID is checked on replay, so code
 // that reorders steps stops with a clear message instead of reading another step's value.
@@ -40,9 +40,9 @@ type StepOutput struct {
 	Asked int64 `json:"asked,omitempty"`
 }
 
-// AttemptInfo travels in the details of a failed step attempt's error, so the run's trace
+// attemptInfo travels in the details of a failed step attempt's error, so the run's trace
 // can name the step and time the attempt from the history alone.
-type AttemptInfo struct {
+type attemptInfo struct {
 	ID      string `json:"id"`
 	Attempt int    `json:"attempt"`
 	Started int64  `json:"started"` // the body began (after its concurrency slot)
@@ -105,7 +105,7 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 			bodyStarts(ctx, false)
 			return fn(ctx)
 		}
-		ok, err := st.acts.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, SlotHold)
+		ok, err := st.acts.AcquireLeases(ctx, st.in.FunctionID, leases, leaseID, st.in.RunID, score, slotHold)
 		if err != nil {
 			return nil, err
 		}
@@ -140,11 +140,11 @@ func (st *runState) guard(id string, attempt int, fn StepFunc) StepFunc {
 
 var errConcurrencyLimited = errors.New("concurrency limit reached")
 
-// SlotHold is how long a step whose concurrency key is full waits for a slot inside its
+// slotHold is how long a step whose concurrency key is full waits for a slot inside its
 // local activity, taking a released slot within milliseconds; after it the step waits in
 // a workflow timer (holding no worker) and asks again. Short enough that the workflow task
 // needs no heartbeat (10 s task timeout).
-const SlotHold = 5 * time.Second
+const slotHold = 5 * time.Second
 
 // concurrencyLimitedType is the error type of a step that found its concurrency keys full.
 const concurrencyLimitedType = "ConcurrencyLimited"
@@ -170,9 +170,9 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 	}
 	if errors.Is(err, errConcurrencyLimited) {
 		return StepOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), concurrencyLimitedType, nil,
-			AttemptInfo{ID: id, Attempt: attempt, Asked: called})
+			attemptInfo{ID: id, Attempt: attempt, Asked: called})
 	}
-	info := AttemptInfo{ID: id, Attempt: attempt, Started: called, Ended: time.Now().UnixMilli()}
+	info := attemptInfo{ID: id, Attempt: attempt, Started: called, Ended: time.Now().UnixMilli()}
 	if times.body > 0 {
 		info.Started = times.body
 	}
@@ -243,7 +243,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		// context is not cancelled); then its result is discarded and the run stops.
 		dctx, _ := workflow.NewDisconnectedContext(st.wctx)
 		lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: StepTimeout,
+			StartToCloseTimeout: stepTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 			Summary:             summary,
 		})
@@ -255,7 +255,7 @@ func (st *runState) runStep(id string, fn StepFunc) (json.RawMessage, error) {
 		}
 		if appErr != nil && appErr.Type() == concurrencyLimitedType && st.wctx.Err() == nil {
 			st.metrics().Counter(metrics.ConcurrencyWait).Inc(1)
-			var info AttemptInfo
+			var info attemptInfo
 			if asked == 0 && appErr.HasDetails() && appErr.Details(&info) == nil {
 				asked = info.Asked
 			}
@@ -313,7 +313,7 @@ func (st *runState) observeAttempt(out StepOutput, err error, asked int64) {
 	if err != nil {
 		outcome = "error"
 		var appErr *temporal.ApplicationError
-		var info AttemptInfo
+		var info attemptInfo
 		if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&info) == nil {
 			started, ended, leased = info.Started, info.Ended, info.Asked
 		}

@@ -17,22 +17,22 @@ const (
 	EventFunctionCancelled = "inngest/function.cancelled"
 )
 
-// FinishedData is the data of inngest/function.finished, .failed and .cancelled.
-type FinishedData struct {
+// finishedData is the data of inngest/function.finished, .failed and .cancelled.
+type finishedData struct {
 	FunctionID    string            `json:"function_id"`
 	RunID         string            `json:"run_id"`
 	Event         json.RawMessage   `json:"event"`
 	Events        []json.RawMessage `json:"events"`
 	Result        json.RawMessage   `json:"result,omitempty"`
-	Error         *ErrorData        `json:"error,omitempty"`
+	Error         *errorData        `json:"error,omitempty"`
 	CorrelationID string            `json:"correlation_id,omitempty"`
 	Inngest       struct {
 		Status string `json:"status"`
 	} `json:"_inngest"`
 }
 
-// ErrorData is a run's error as Inngest serializes it.
-type ErrorData struct {
+// errorData is a run's error as Inngest serializes it.
+type errorData struct {
 	Error   string `json:"error"`
 	Name    string `json:"name"`
 	Message string `json:"message"`
@@ -55,7 +55,7 @@ func DeriveID(t time.Time, parts ...string) ulid.ULID {
 
 // emitFinished sends the run's system events. Runs triggered by function.finished/failed/
 // cancelled emit none, so a function that reacts to them cannot loop.
-func (st *runState) emitFinished(ctx workflow.Context, status string, result any, failure *ErrorData) error {
+func (st *runState) emitFinished(ctx workflow.Context, status string, result any, failure *errorData) error {
 	if len(st.in.Events) == 0 {
 		return nil
 	}
@@ -67,7 +67,7 @@ func (st *runState) emitFinished(ctx workflow.Context, status string, result any
 	case EventFunctionFinished, EventFunctionFailed, EventFunctionCancelled:
 		return nil
 	}
-	data := FinishedData{FunctionID: st.in.FunctionID, RunID: st.in.RunID, Event: st.in.Events[0], Events: st.in.Events,
+	data := finishedData{FunctionID: st.in.FunctionID, RunID: st.in.RunID, Event: st.in.Events[0], Events: st.in.Events,
 		CorrelationID: st.in.CorrelationID}
 	data.Inngest.Status = status
 	if failure != nil {

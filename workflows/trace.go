@@ -231,7 +231,7 @@ func (t *tracer) attempt(a *historypb.MarkerRecordedEventAttributes, summary str
 		case concurrencyLimitedType, runCancelledType: // a wait for a slot, or never started
 			return
 		}
-		info := AttemptInfo{ID: summary, Started: at.UnixMilli(), Ended: at.UnixMilli()}
+		info := attemptInfo{ID: summary, Started: at.UnixMilli(), Ended: at.UnixMilli()}
 		if !appErr.HasDetails() || appErr.Details(&info) != nil {
 			// Recorded before attempts carried their info: the summary names them.
 			if m := attemptSummary.FindStringSubmatch(summary); m != nil {

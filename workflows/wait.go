@@ -20,11 +20,11 @@ import (
 // ErrEventNotReceived is returned by WaitForEvent when the timeout passes first.
 var ErrEventNotReceived = errors.New("event not received")
 
-// MaxWaitTimeout bounds a wait (and a cancel rule), as Inngest does.
-const MaxWaitTimeout = 366 * 24 * time.Hour
+// maxWaitTimeout bounds a wait (and a cancel rule), as Inngest does.
+const maxWaitTimeout = 366 * 24 * time.Hour
 
-// DefaultCancelTimeout is how long a cancel rule applies when it sets no timeout.
-const DefaultCancelTimeout = 365 * 24 * time.Hour
+// defaultCancelTimeout is how long a cancel rule applies when it sets no timeout.
+const defaultCancelTimeout = 365 * 24 * time.Hour
 
 // WaitOpts says which event a wait takes.
 type WaitOpts struct {
@@ -57,7 +57,7 @@ func ValidateWait(event, ifExpr, match string, timeout time.Duration, needTimeou
 		return errors.New("set If or Match, not both")
 	case needTimeout && timeout <= 0:
 		return errors.New("timeout must be more than 0")
-	case timeout < 0 || timeout > MaxWaitTimeout:
+	case timeout < 0 || timeout > maxWaitTimeout:
 		return fmt.Errorf("timeout %s is out of range (0 to 366 days)", timeout)
 	case strings.HasPrefix(match, "event.") || strings.HasPrefix(match, "async."):
 		return fmt.Errorf("match %q: give the path within the event, like \"data.userId\"", match)
@@ -188,7 +188,7 @@ func CancelWaits(in RunInput) []flowcontrol.Wait {
 	for i, r := range in.Cancel {
 		timeout := r.Timeout
 		if timeout == 0 {
-			timeout = DefaultCancelTimeout
+			timeout = defaultCancelTimeout
 		}
 		w := flowcontrol.Wait{
 			ID: in.RunID + "/cancel/" + strconv.Itoa(i), Kind: flowcontrol.KindCancel, Event: r.Event, WorkflowID: in.RunID,
