@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -260,28 +259,17 @@ func (a *App) throttle(ctx context.Context, cs []*candidate) error {
 // start starts the runs in Temporal, startConcurrency at a time, and returns once every
 // start is durable (or the first error).
 func (a *App) start(ctx context.Context, cs []*candidate) error {
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, startConcurrency)
-		mu       sync.Mutex
-		firstErr error
-	)
+	g := fanOut()
 	for _, c := range cs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			if err := a.launch(ctx, c); err != nil {
-				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				mu.Unlock()
-				return
+				return err
 			}
 			c.listed = c.run
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // launch starts one run at its slot (now, or later when throttled).

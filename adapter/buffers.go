@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -165,30 +164,16 @@ func (a *App) flush(ctx context.Context, f *function) error {
 	if err != nil {
 		return err
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sem      = make(chan struct{}, startConcurrency)
-	)
+	g := fanOut()
 	for _, c := range claims {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			err := a.startFlush(ctx, f, c)
-			if err == nil {
-				err = a.buffers.Done(ctx, c)
+		g.Go(func() error {
+			if err := a.startFlush(ctx, f, c); err != nil {
+				return err // the claim's lease expires and another flush retries it
 			}
-			if err != nil { // the claim's lease expires and another flush retries it
-				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				mu.Unlock()
-			}
-		}()
+			return a.buffers.Done(ctx, c)
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 func (a *App) startFlush(ctx context.Context, f *function, c flowcontrol.Flush) error {

@@ -74,29 +74,20 @@ func (a *App) CancelRuns(ctx context.Context, req api.CancellationRequest) (*api
 			break
 		}
 	}
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		firstErr error
-		sem      = make(chan struct{}, startConcurrency)
-	)
+	var mu sync.Mutex
+	g := fanOut()
 	for _, runID := range runIDs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			err := a.requestCancel(ctx, runID)
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				out.Cancelled++
-			} else if firstErr == nil {
-				firstErr = fmt.Errorf("cancel run %s: %w", runID, err)
+		g.Go(func() error {
+			if err := a.requestCancel(ctx, runID); err != nil {
+				return fmt.Errorf("cancel run %s: %w", runID, err)
 			}
-		}()
+			mu.Lock()
+			out.Cancelled++
+			mu.Unlock()
+			return nil
+		})
 	}
-	wg.Wait()
-	return out, firstErr
+	return out, g.Wait()
 }
 
 // triggerMatches evaluates cond over the triggering event of a listed run; an event that

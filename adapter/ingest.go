@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
@@ -191,11 +192,12 @@ func (ev *accepted) remember() time.Duration {
 // runIDFor is the id of f's run for ev.
 func runIDFor(f *function, ev *accepted) string { return ids.RunID(f.slug, ev.internal).String() }
 
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
+// fanOut runs a batch's Temporal or Redis calls startConcurrency at a time; Wait returns
+// the first error once all are done (nothing is cancelled: every call's outcome counts).
+func fanOut() *errgroup.Group {
+	g := &errgroup.Group{}
+	g.SetLimit(startConcurrency)
+	return g
 }
 
 // match lists the functions of the environment whose triggers an event fires, each once.

@@ -250,17 +250,12 @@ func (a *App) replayList(ctx context.Context, in replayInput) ([]string, error) 
 // again, so no flow control decision is taken twice.
 func (a *App) replayBatch(ctx context.Context, replayID string, born time.Time, runs []string) (replayProgress, error) {
 	var (
-		p        replayProgress
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		firstErr error
-		sem      = make(chan struct{}, startConcurrency)
+		p  replayProgress
+		mu sync.Mutex
 	)
+	g := fanOut()
 	for _, orig := range runs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			runID := workflows.DeriveID(born, replayID, orig).String()
 			_, err := a.temporal.DescribeWorkflowExecution(ctx, runID, "")
 			var nf *serviceerror.NotFound
@@ -278,14 +273,14 @@ func (a *App) replayBatch(ctx context.Context, replayID string, born time.Time, 
 				if len(p.Errors) < maxReplayErrors {
 					p.Errors = append(p.Errors, orig+": "+err.Error())
 				}
-			case firstErr == nil:
-				firstErr = fmt.Errorf("replay run %s: %w", orig, err)
+			default:
+				return fmt.Errorf("replay run %s: %w", orig, err)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return replayProgress{}, firstErr
+	if err := g.Wait(); err != nil {
+		return replayProgress{}, err
 	}
 	p.Ended = time.Now().UnixMilli()
 	return p, nil
