@@ -63,8 +63,8 @@ func (a *Activities) RegisterWaits(ctx context.Context, waits []flowcontrol.Wait
 
 // ClaimResult is the outcome of claiming one wait.
 type ClaimResult struct {
-	Outcome int    `json:"outcome"` // flowcontrol.Claimed, AlreadyClaimed or Gone
-	Prev    string `json:"prev,omitempty"`
+	Outcome flowcontrol.ClaimOutcome `json:"outcome"`
+	Prev    string                   `json:"prev,omitempty"`
 }
 
 // ClaimWait claims waits for the run itself (a timeout, or the run's end releasing its

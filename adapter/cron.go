@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/workflows"
 )
 
@@ -108,8 +109,6 @@ func scheduleID(slug, expr string) string {
 	return "tempest-cron:" + slug + ":" + hex.EncodeToString(h[:6])
 }
 
-func cronSetKey(appID string) string { return "tempest:cron:" + appID }
-
 // SyncSchedules makes the namespace's schedules match the app's cron triggers: it creates
 // the missing ones and deletes those of cron triggers that were removed or changed. The
 // app's schedule ids are kept in Redis, so a schedule is found without waiting for
@@ -125,7 +124,7 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 	a.mu.RUnlock()
 	sc := a.temporal.ScheduleClient()
 	for id, tick := range want {
-		if err := a.redis.SAdd(ctx, cronSetKey(a.opts.AppID), id).Err(); err != nil {
+		if err := a.redis.SAdd(ctx, flowcontrol.CronSetKey(a.opts.AppID), id).Err(); err != nil {
 			return err
 		}
 		_, err := sc.Create(ctx, client.ScheduleOptions{
@@ -144,7 +143,7 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 			return fmt.Errorf("create schedule %s (%s): %w", id, tick.Cron, err)
 		}
 	}
-	have, err := a.redis.SMembers(ctx, cronSetKey(a.opts.AppID)).Result()
+	have, err := a.redis.SMembers(ctx, flowcontrol.CronSetKey(a.opts.AppID)).Result()
 	if err != nil {
 		return err
 	}
@@ -156,7 +155,7 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 		if err := sc.GetHandle(ctx, id).Delete(ctx); err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("delete schedule %s: %w", id, err)
 		}
-		if err := a.redis.SRem(ctx, cronSetKey(a.opts.AppID), id).Err(); err != nil {
+		if err := a.redis.SRem(ctx, flowcontrol.CronSetKey(a.opts.AppID), id).Err(); err != nil {
 			return err
 		}
 	}

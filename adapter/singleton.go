@@ -77,8 +77,6 @@ type skippedRun struct {
 	Holder string          `json:"holder"`
 }
 
-func skippedKey(runID string) string { return "tempest:skipped:" + runID }
-
 func (a *App) recordSkipped(ctx context.Context, f *function, runID string, ev *accepted, holder string) error {
 	now := time.Now().UTC()
 	rec := skippedRun{Reason: "singleton", Holder: holder, Run: api.FunctionRun{
@@ -86,7 +84,7 @@ func (a *App) recordSkipped(ctx context.Context, f *function, runID string, ev *
 	}}
 	rec.Run.Output = skippedOutput(holder)
 	b, _ := json.Marshal(rec)
-	if err := a.redis.SetNX(ctx, skippedKey(runID), b, a.opts.EventRetention).Err(); err != nil {
+	if err := a.redis.SetNX(ctx, flowcontrol.SkippedKey(runID), b, a.opts.EventRetention).Err(); err != nil {
 		return err
 	}
 	// The Redis record serves REST; the workflow makes the run findable in the Web UI.
@@ -100,7 +98,7 @@ func skippedOutput(holder string) json.RawMessage {
 }
 
 func (a *App) skipped(ctx context.Context, runID string) (*api.FunctionRun, error) {
-	b, err := a.redis.Get(ctx, skippedKey(runID)).Bytes()
+	b, err := a.redis.Get(ctx, flowcontrol.SkippedKey(runID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("run %s: %w", runID, ErrNotFound)
 	}

@@ -141,7 +141,7 @@ func (a *Admitter) decide(ctx context.Context, reqs []Admission, stage string) (
 }
 
 func admitArgs(req Admission, now int64, stage string) ([]string, []any) {
-	tag := "tempest:{f:" + req.Function + "}"
+	tag := functionTag(req.Function)
 	keys := []string{tag + ":" + stage + ":" + req.RunID, tag + ":rl:", tag + ":th:"}
 	rate, throttle := req.RateLimit, req.Throttle
 	if stage == stageRate {

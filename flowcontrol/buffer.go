@@ -41,8 +41,6 @@ const (
 // flushLease is the default lease of a claimed buffer.
 const flushLease = 30 * time.Second
 
-func bufferPrefix(function string) string { return "tempest:{f:" + function + "}:" }
-
 var (
 	//go:embed buffer_append.lua
 	appendSrc    string

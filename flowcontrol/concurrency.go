@@ -24,11 +24,6 @@ var (
 	concurrencyScript = redis.NewScript(concurrencySrc)
 )
 
-// ConcurrencyKey is the Redis key of one concurrency limit; keys of one limit share a tag.
-func ConcurrencyKey(scope, value string) string {
-	return "tempest:{c:" + scope + ":" + hashed(value) + "}"
-}
-
 // Lease is one step's claim on a concurrency key.
 type Lease struct {
 	Key   string // ConcurrencyKey

@@ -38,7 +38,7 @@ var (
 // PassGate asks whether runID may begin now; otherwise it says how long to wait before
 // asking again.
 func PassGate(ctx context.Context, rdb redis.UniversalClient, now time.Time, g Gate, runID string) (time.Duration, error) {
-	tag := "tempest:{f:" + g.Function + "}"
+	tag := functionTag(g.Function)
 	emission := float64(g.PeriodMS) / float64(g.Limit)
 	ms, err := gateScript.Run(ctx, rdb, []string{tag + ":gate:" + hashed(g.Key), tag + ":gate-pass:" + runID},
 		now.UnixMilli(), emission, emission*float64(g.Limit+g.Burst-1), g.PeriodMS+1000, g.SlotMS, g.onTime()).Int64()

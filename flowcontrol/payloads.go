@@ -29,8 +29,6 @@ type PayloadCodec struct {
 	Redis redis.UniversalClient
 }
 
-func payloadKey(sum string) string { return "tempest:payload:" + sum }
-
 // Encode replaces each payload over inlineLimit by a reference to its copy in Redis.
 func (c PayloadCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(ps))

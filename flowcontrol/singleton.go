@@ -2,9 +2,7 @@ package flowcontrol
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -31,30 +29,30 @@ var (
 	casScript = redis.NewScript(casSrc)
 )
 
-// SingletonKey is the lock of (function, key value); the hash tag is the function.
-func SingletonKey(function, value string) string {
-	h := sha256.Sum256([]byte(value))
-	return "tempest:{s:" + function + "}:" + hex.EncodeToString(h[:12])
-}
+// SingletonOutcome is the outcome of AcquireSingleton (singleton.lua's first reply).
+type SingletonOutcome int
 
 // Outcomes of AcquireSingleton.
 const (
-	Acquired  = 1 // the run holds the lock
-	Held      = 0 // skip mode: another run holds it
-	TakenOver = 2 // cancel mode: the lock moved; cancel the previous holder
+	Held      SingletonOutcome = 0 // skip mode: another run holds it
+	Acquired  SingletonOutcome = 1 // the run holds the lock
+	TakenOver SingletonOutcome = 2 // cancel mode: the lock moved; cancel the previous holder
 )
 
 // AcquireSingleton takes the lock for runID; see the outcomes.
-func AcquireSingleton(ctx context.Context, rdb redis.UniversalClient, key, runID, mode string) (outcome int, holder string, err error) {
+func AcquireSingleton(ctx context.Context, rdb redis.UniversalClient, key, runID, mode string) (outcome SingletonOutcome, holder string, err error) {
 	res, err := singletonScript.Run(ctx, rdb, []string{key}, runID, mode, singletonLease.Milliseconds()).Slice()
 	if err != nil {
 		return 0, "", fmt.Errorf("singleton %s: %w", key, err)
 	}
-	n, _ := res[0].(int64)
+	n, ok := replyInt(res)
+	if !ok || n < int64(Held) || n > int64(TakenOver) {
+		return 0, "", fmt.Errorf("singleton %s: unexpected reply %v from singleton.lua", key, res)
+	}
 	if len(res) > 1 {
 		holder, _ = res[1].(string)
 	}
-	return int(n), holder, nil
+	return SingletonOutcome(n), holder, nil
 }
 
 // StealSingleton moves the lock from a holder that has ended to runID; false if the lock

@@ -8,9 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// freedChannel is the Redis pub/sub channel on which a released lease names its key.
-const freedChannel = "tempest:concurrency:freed"
-
 // maxSlotWaiters bounds the steps of one process that wait for a concurrency slot inside
 // their local activity (each holds a worker's local-activity slot); past it a step waits
 // in a workflow timer instead.

@@ -52,12 +52,6 @@ func NewWaits(rdb redis.UniversalClient, now func() time.Time) *Waits {
 	return &Waits{rdb: rdb, now: now}
 }
 
-func tag(event string) string               { return "tempest:{w:" + event + "}" }
-func waitKey(event, id string) string       { return tag(event) + ":wait:" + id }
-func anyKey(event string) string            { return tag(event) + ":any" }
-func pathsKey(event string) string          { return tag(event) + ":paths" }
-func matchKey(event, path, v string) string { return tag(event) + ":m:" + path + ":" + v }
-
 // indexKey is the sorted set a wait is listed in.
 func (w *Wait) indexKey() (string, bool) {
 	if w.MatchPath == "" {
@@ -147,17 +141,20 @@ var claimSrc string
 
 var claimScript = redis.NewScript(claimSrc)
 
-// Outcome of a claim.
+// ClaimOutcome is the outcome of a claim (claim.lua's first reply).
+type ClaimOutcome int
+
+// Outcomes of a claim.
 const (
-	Claimed        = 1  // this call claimed the wait
-	AlreadyClaimed = 0  // someone claimed it before: Prev holds what they stored
-	Gone           = -1 // the wait does not exist (expired, or never registered)
+	Claimed        ClaimOutcome = 1  // this call claimed the wait
+	AlreadyClaimed ClaimOutcome = 0  // someone claimed it before: prev holds what they stored
+	Gone           ClaimOutcome = -1 // the wait does not exist (expired, or never registered)
 )
 
 // Claim takes a wait atomically, storing value (the event that resumes it, or a marker such
 // as "~timeout"). Of an event and a timeout racing for one wait, exactly one wins; the loser
 // learns the winner's value.
-func (ws *Waits) Claim(ctx context.Context, w Wait, value string) (outcome int, prev string, err error) {
+func (ws *Waits) Claim(ctx context.Context, w Wait, value string) (outcome ClaimOutcome, prev string, err error) {
 	idx, _ := w.indexKey()
 	if idx == "" {
 		idx = anyKey(w.Event) // not listed anywhere: ZREM on it is a no-op, same slot
@@ -166,11 +163,14 @@ func (ws *Waits) Claim(ctx context.Context, w Wait, value string) (outcome int, 
 	if err != nil {
 		return 0, "", fmt.Errorf("claim wait %s: %w", w.ID, err)
 	}
-	n, _ := res[0].(int64)
+	n, ok := replyInt(res)
+	if !ok || n < int64(Gone) || n > int64(Claimed) {
+		return 0, "", fmt.Errorf("claim wait %s: unexpected reply %v from claim.lua", w.ID, res)
+	}
 	if len(res) > 1 {
 		prev, _ = res[1].(string)
 	}
-	return int(n), prev, nil
+	return ClaimOutcome(n), prev, nil
 }
 
 // Query asks for the waits an event may satisfy: its name, and its value at a path.

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tempestrun/tempest/flowcontrol"
 )
 
 // App is one app's entry: where its runs go and what its functions are.
@@ -42,11 +44,14 @@ type App struct {
 }
 
 func keys(env string) (apps, version, channel string) {
-	tag := "tempest:{reg:" + env + "}"
-	return tag + ":apps", tag + ":version", tag + ":changed"
+	apps, version, channel, _ = flowcontrol.RegistryKeys(env)
+	return apps, version, channel
 }
 
-func pausedKey(env string) string { return "tempest:{reg:" + env + "}:paused" }
+func pausedKey(env string) string {
+	_, _, _, paused := flowcontrol.RegistryKeys(env)
+	return paused
+}
 
 // Pause is a function's last pause: paused since PausedAt, until ResumedAt (nil: paused).
 type Pause struct {
