@@ -11,11 +11,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/eventlog"
+	"github.com/tempestrun/tempest/workflows"
 )
 
 // ErrNotFound is returned for an unknown event or run.
@@ -163,25 +163,8 @@ func (a *App) describe(ctx context.Context, id string) (*api.FunctionRun, *workf
 // failureOutput renders a run's error as Inngest does: {"error": {"name", "message"}}.
 func failureOutput(err error) json.RawMessage {
 	name, msg := "Error", "run failed"
-	var appErr *temporal.ApplicationError
-	var termErr *temporal.TerminatedError
-	var toErr *temporal.TimeoutError
-	switch {
-	case errors.As(err, &appErr):
-		name, msg = appErr.Type(), appErr.Message()
-		var se struct {
-			Name    string `json:"name"`
-			Message string `json:"message"`
-		}
-		if appErr.HasDetails() && appErr.Details(&se) == nil && se.Name != "" {
-			name = se.Name
-		}
-	case errors.As(err, &termErr):
-		name, msg = "Terminated", termErr.Error()
-	case errors.As(err, &toErr):
-		name, msg = "TimedOut", toErr.Error()
-	case err != nil:
-		msg = err.Error()
+	if err != nil {
+		name, msg = workflows.Failure(err)
 	}
 	b, _ := json.Marshal(map[string]any{"error": map[string]string{"name": name, "message": msg}})
 	return b

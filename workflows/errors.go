@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // NonRetriableError stops a step (or the run) from being retried.
@@ -58,4 +60,33 @@ const MaxJitter = 30 * time.Second
 // Backoff is the table delay after failed attempt n (0-based), without jitter.
 func Backoff(n int) time.Duration {
 	return backoffTable[min(n, len(backoffTable)-1)]
+}
+
+// Failure names an error that came back from Temporal (a run's, a step attempt's, an
+// invoked run's) the one way Tempest shows it: an application error's type (a StepError's
+// own name when it carries one) and message; cancellations, terminations and timeouts by
+// their kind. Used for run outputs, traces and invoke results alike.
+func Failure(err error) (name, message string) {
+	var appErr *temporal.ApplicationError
+	var canceled *temporal.CanceledError
+	var termErr *temporal.TerminatedError
+	var toErr *temporal.TimeoutError
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.As(err, &appErr):
+		name = appErr.Type()
+		var se StepError
+		if appErr.HasDetails() && appErr.Details(&se) == nil && se.Name != "" {
+			name = se.Name
+		}
+		return name, appErr.Message()
+	case errors.As(err, &canceled):
+		return "Cancelled", "cancelled"
+	case errors.As(err, &termErr):
+		return "Terminated", termErr.Error()
+	case errors.As(err, &toErr):
+		return "TimedOut", toErr.Error()
+	}
+	return "Error", err.Error()
 }

@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -111,18 +110,9 @@ func Invoke(ctx context.Context, id string, opts InvokeOpts) (json.RawMessage, e
 		if st.wctx.Err() != nil {
 			return nil, err
 		}
-		name, msg := "Error", err.Error()
-		var appErr *temporal.ApplicationError
-		var canceled *temporal.CanceledError
-		switch {
-		case errors.As(err, &appErr):
-			name, msg = appErr.Type(), appErr.Message()
-			var se StepError
-			if appErr.HasDetails() && appErr.Details(&se) == nil && se.Name != "" {
-				name = se.Name
-			}
-		case errors.As(err, &canceled):
-			name, msg = "Cancelled", "the invoked run was cancelled"
+		name, msg := Failure(err)
+		if name == "Cancelled" {
+			msg = "the invoked run was cancelled"
 		}
 		return fail(name, msg)
 	}

@@ -160,19 +160,11 @@ func (t *tracer) childEnded(initiated int64, at time.Time, result *commonpb.Payl
 
 // errorInfo is an error as a step shows it: an application error's type and message.
 func (t *tracer) errorInfo(err error) *api.StepErrorInfo {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		name := appErr.Type()
-		var se StepError
-		if appErr.HasDetails() && appErr.Details(&se) == nil && se.Name != "" {
-			name = se.Name
-		}
-		return &api.StepErrorInfo{Name: name, Message: appErr.Message()}
-	}
 	if err == nil {
 		return nil
 	}
-	return &api.StepErrorInfo{Name: "Error", Message: err.Error()}
+	name, msg := Failure(err)
+	return &api.StepErrorInfo{Name: name, Message: msg}
 }
 
 func (t *tracer) marker(ev *historypb.HistoryEvent, at time.Time) {

@@ -285,6 +285,8 @@ func (r *recorder) runStep(ctx context.Context, id string, attempt int, fn workf
 	a := Attempt{Output: out.Data, Answered: answered, At: at}
 	if err != nil {
 		a.Output = nil
+		// The message only: in the test environment an attempt's error details are Go
+		// values, and decoding them into another type panics.
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
 			a.Err = appErr.Message()
