@@ -50,6 +50,17 @@ func (fs *Functions) addFunction(f *function) error {
 	return nil
 }
 
+// find is a function by its fully qualified id or its id in the app.
+func (fs *Functions) find(id string) (*function, bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f, ok := fs.bySlg[id]
+	if !ok {
+		f, ok = fs.bySlg[fs.appID+"-"+id]
+	}
+	return f, ok
+}
+
 func (fs *Functions) list() []*function {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -89,12 +100,7 @@ func offline(fs *Functions) *activities.Activities {
 			return nil, ErrNoServices
 		},
 		Resolve: func(id string) (activities.FunctionInfo, bool) {
-			fs.mu.Lock()
-			defer fs.mu.Unlock()
-			f, ok := fs.bySlg[id]
-			if !ok {
-				f, ok = fs.bySlg[fs.appID+"-"+id]
-			}
+			f, ok := fs.find(id)
 			if !ok {
 				return activities.FunctionInfo{}, false
 			}
@@ -111,12 +117,7 @@ func lookupForKit(r any, id string) (bridge.Function, bool) {
 	if !ok || fs == nil {
 		return bridge.Function{}, false
 	}
-	fs.mu.Lock()
-	f, ok := fs.bySlg[id]
-	if !ok {
-		f, ok = fs.bySlg[fs.appID+"-"+id]
-	}
-	fs.mu.Unlock()
+	f, ok := fs.find(id)
 	if !ok {
 		return bridge.Function{}, false
 	}

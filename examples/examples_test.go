@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -57,15 +55,7 @@ func TestHelloLiveHistoryReplays(t *testing.T) {
 	if out["message"] != "Hello Grace!" {
 		t.Fatalf("output %v", out)
 	}
-	hist := &historypb.History{}
-	it := app.Temporal().GetWorkflowHistory(context.Background(), runs[0].RunID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		hist.Events = append(hist.Events, ev)
-	}
+	hist := history(t, app, runs[0].RunID)
 	r := worker.NewWorkflowReplayer()
 	if err := app.RegisterWorkflows(r); err != nil {
 		t.Fatal(err)

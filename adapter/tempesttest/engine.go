@@ -127,11 +127,16 @@ func (r *recorder) resolve(id string) (activities.FunctionInfo, bool) {
 	if _, ok := r.c.Invokes[id]; !ok {
 		return activities.FunctionInfo{}, false
 	}
-	slug := id
+	return activities.FunctionInfo{Slug: r.slugOf(id), TaskQueue: "default-test-taskqueue"}, true
+}
+
+// slugOf is the workflow name of an invoke target: a defined function's fully qualified
+// id, or the id as the code gave it.
+func (r *recorder) slugOf(id string) string {
 	if f, ok := bridge.Lookup(r.fns, id); ok {
-		slug = f.Slug
+		return f.Slug
 	}
-	return activities.FunctionInfo{Slug: slug, TaskQueue: "default-test-taskqueue"}, true
+	return id
 }
 
 // sleeps records step.Sleep from its timer (the only trace a sleep leaves).

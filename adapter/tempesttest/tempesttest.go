@@ -300,10 +300,7 @@ func (r *recorder) runStep(ctx context.Context, id string, attempt int, fn workf
 
 // registerInvoke makes the invoked function's workflow answer from the case.
 func (r *recorder) registerInvoke(fid string, a Answer) {
-	slug := fid
-	if f, ok := bridge.Lookup(r.fns, fid); ok {
-		slug = f.Slug
-	}
+	slug := r.slugOf(fid)
 	r.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.RunInput) (any, error) {
 		var ev struct {
 			Data map[string]any `json:"data"`
