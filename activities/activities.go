@@ -14,6 +14,7 @@ import (
 
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/metrics"
+	"github.com/tempestrun/tempest/internal/sdkhttp"
 )
 
 // Activities are a run's dependencies; its methods are the run's local activities (their
@@ -34,6 +35,19 @@ type Activities struct {
 	// Resolve finds the function step.Invoke names: its fully qualified id ("<app>-<fn>") or
 	// its id in the app.
 	Resolve func(id string) (FunctionInfo, bool)
+	// CallApp calls the app that serves an SDK function (fnID, fully qualified) to run
+	// stepID ("step": whatever comes next) and returns its outcome as JSON (CallOutcome);
+	// answers that are failures come back as errors classified for the step's retries.
+	CallApp func(ctx context.Context, fnID, stepID string, req sdkhttp.Request) (json.RawMessage, error)
+}
+
+// CallOutcome is what one call to an SDK app did: finished the run (Status 200, Data) or
+// reported ops (206).
+type CallOutcome struct {
+	Status  int             `json:"status"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Ops     []sdkhttp.Op    `json:"ops,omitempty"`
+	Version int             `json:"version,omitempty"`
 }
 
 // FunctionInfo is what a run needs to start another function's run.

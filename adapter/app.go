@@ -164,6 +164,8 @@ type App struct {
 	routes    atomic.Pointer[routes]
 	metrics   *metrics.Metrics
 	tracer    trace.Tracer
+	// sdkClient calls SDK apps (their steps, and syncs).
+	sdkClient *http.Client
 }
 
 // New validates opts, connects to Temporal and Redis (failing fast with a message that
@@ -193,7 +195,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.buffers = flowcontrol.NewBuffers(a.redis, nil)
 	slots := flowcontrol.NewSlotWaker(a.redis)
 	a.owned = append(a.owned, slots.Close)
-	a.acts = &activities.Activities{Redis: a.redis, Waits: a.waits, Slots: slots, Metrics: a.metrics, Send: a.sendEvents, Resolve: a.resolve}
+	a.acts = &activities.Activities{Redis: a.redis, Waits: a.waits, Slots: slots, Metrics: a.metrics, Send: a.sendEvents, Resolve: a.resolve, CallApp: a.callApp}
+	a.sdkClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)
@@ -556,6 +559,13 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	a.mu.RLock()
 	gateway := len(a.functions) == 0
 	a.mu.RUnlock()
+	// Every server runs the functions SDK apps serve over HTTP.
+	sdkWorker, err := a.startSDKWorker()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer sdkWorker.Stop()
 	if gateway { // no functions of its own: the event and REST API for the environment
 		a.startFlusher(ctx)
 	} else {

@@ -11,7 +11,7 @@ import (
 // config is f's configuration as the registry holds it: data any process can route from.
 func (f *function) config() registry.Function {
 	o := f.opts
-	c := registry.Function{ID: f.slug, Name: f.Name(), Retries: f.retries, Idempotency: o.Idempotency}
+	c := registry.Function{ID: f.slug, Name: f.Name(), Retries: f.retries, Idempotency: o.Idempotency, URL: f.url}
 	for _, t := range f.trigs {
 		c.Triggers = append(c.Triggers, registry.Trigger{Event: t.Event, Expression: t.Expression, Cron: t.Cron})
 	}
@@ -119,10 +119,10 @@ func functionFromConfig(appID, taskQueue string, c registry.Function) (*function
 	for _, t := range c.Triggers {
 		trigs = append(trigs, Trigger{Event: t.Event, Expression: t.Expression, Cron: t.Cron})
 	}
-	f, err := newFunction(appID, o, trigs)
+	f, err := compileFunction(appID, o, trigs, c.URL != "")
 	if err != nil {
 		return nil, err
 	}
-	f.taskQueue = taskQueue
+	f.taskQueue, f.url = taskQueue, c.URL
 	return f, nil
 }

@@ -204,6 +204,7 @@ type function struct {
 	crons     []string
 	cancel    []workflows.CancelRule
 	handler   workflows.Handler
+	url       string // where an SDK app serves it ("" for Go functions)
 
 	startTimeout, finishTimeout time.Duration
 	singletonMode               string        // "" when the function is not a singleton
@@ -271,6 +272,12 @@ func CreateFunction[T any](app Registrar, opts FunctionOpts, trigger Triggerable
 }
 
 func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*function, error) {
+	return compileFunction(appID, opts, trigger, false)
+}
+
+// compileFunction validates and compiles a function's configuration; invokeOnly allows no
+// triggers (an SDK app's function that only step.invoke starts).
+func compileFunction(appID string, opts FunctionOpts, trigger Triggerable, invokeOnly bool) (*function, error) {
 	if opts.ID == "" {
 		return nil, fmt.Errorf("function id is required")
 	}
@@ -329,11 +336,14 @@ func newFunction(appID string, opts FunctionOpts, trigger Triggerable) (*functio
 		}
 		f.cancel = append(f.cancel, r)
 	}
-	if trigger == nil || len(trigger.triggers()) == 0 {
+	if (trigger == nil || len(trigger.triggers()) == 0) && !invokeOnly {
 		return nil, fmt.Errorf("function %q: at least one trigger is required", opts.ID)
 	}
 	if n := len(trigger.triggers()); n > MaxTriggers {
 		return nil, fmt.Errorf("function %q: %d triggers, at most %d are allowed", opts.ID, n, MaxTriggers)
+	}
+	if trigger == nil {
+		return f, nil
 	}
 	f.trigs = trigger.triggers()
 	for i, t := range trigger.triggers() {

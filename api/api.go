@@ -84,6 +84,7 @@ func New(b Backend, cfg Config) http.Handler {
 	}
 	r.OPTIONS("/e/:key", anyOrigin)
 	r.POST("/e/:key", anyOrigin, h.receiveEvent)
+	r.POST("/fn/register", h.auth, h.register)
 	v1 := r.Group("/v1", h.auth)
 	v1.GET("/events", h.listEvents)
 	v1.GET("/events/:id", h.getEvent)
@@ -101,6 +102,8 @@ func New(b Backend, cfg Config) http.Handler {
 	v2.GET("/apps/:app/functions", h.listAppFunctions)
 	v2.GET("/apps/:app/functions/:fn", h.getAppFunction)
 	v2.DELETE("/apps/:app", h.removeApp)
+	v2.POST("/apps", h.syncApp)
+	v2.POST("/apps/:app/sync", h.syncApp)
 	v2.POST("/apps/:app/functions/:fn/pause", h.pauseFunction)
 	v2.POST("/apps/:app/functions/:fn/resume", h.resumeFunction)
 	v2.GET("/apps/:app/functions/:fn/runs", h.listRuns)

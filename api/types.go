@@ -62,6 +62,13 @@ type Backend interface {
 	StartReplay(ctx context.Context, req ReplayRequest) (*Replay, error)
 	Replay(ctx context.Context, id string) (*Replay, error)
 	CancelReplay(ctx context.Context, id string) (*Replay, error)
+	// RegisterSDKApp registers the functions an Inngest SDK app syncs (POST /fn/register);
+	// an error wrapping sdkhttp.ErrInvalid is the app's to fix (400).
+	RegisterSDKApp(ctx context.Context, body []byte) (*SyncResult, error)
+	// SyncSDKApp asks the app served at url to sync; ErrAppUnreachable if it does not answer.
+	SyncSDKApp(ctx context.Context, url string) (*SyncResult, error)
+	// SDKAppURL is the serve URL of a synced SDK app; ErrAppNotFound if there is none.
+	SDKAppURL(ctx context.Context, app string) (string, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.

@@ -20,6 +20,9 @@ type Function struct {
 	Timeouts    *Timeouts     `json:"timeouts,omitempty"`
 	Cancel      []Cancel      `json:"cancel,omitempty"`
 	Singleton   *Singleton    `json:"singleton,omitempty"`
+	// URL is where an SDK app serves the function (functions synced over HTTP); Tempest
+	// calls it to run each step.
+	URL string `json:"url,omitempty"`
 	// Version is a hash of everything above, set by Publish: processes recompile a
 	// function's expressions only when it changes.
 	Version string `json:"version,omitempty"`

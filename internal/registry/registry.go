@@ -41,6 +41,10 @@ type App struct {
 	Functions []Function `json:"functions"`
 	// Version is a hash of the functions' configuration.
 	Version string `json:"version"`
+	// URL and SDK are set for apps synced over HTTP by an Inngest SDK: the serve URL it
+	// syncs from and the SDK it reported ("js:v4.24.0").
+	URL string `json:"url,omitempty"`
+	SDK string `json:"sdk,omitempty"`
 }
 
 func keys(env string) (apps, version, channel string) {

@@ -1,0 +1,296 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tempestrun/tempest/activities"
+	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/internal/registry"
+	"github.com/tempestrun/tempest/internal/sdkhttp"
+	"github.com/tempestrun/tempest/workflows"
+)
+
+// SDKTaskQueue is where the runs of the functions Inngest SDK apps serve over HTTP go: every
+// Tempest server of the environment runs a worker on it that calls the apps.
+func (a *App) SDKTaskQueue() string { return "tempest-sdk-" + a.opts.Environment }
+
+// ErrInvalidSync is a sync that can never succeed as sent (HTTP 400); the message says why.
+var ErrInvalidSync = sdkhttp.ErrInvalid
+
+// SyncOutcome is what a sync did.
+type SyncOutcome = api.SyncResult
+
+// RegisterSDKApp registers the functions an SDK app syncs (the body of POST /fn/register,
+// or of an in-band answer) in the environment's registry: from then on every process
+// routes events to them and the SDK worker runs them by calling the app. A sync that changes
+// nothing publishes nothing. Errors wrapping ErrInvalidSync say what to fix in the app.
+func (a *App) RegisterSDKApp(ctx context.Context, body []byte) (*SyncOutcome, error) {
+	out, err := a.registerSDKApp(ctx, body)
+	return &out, err
+}
+
+func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, error) {
+	r, err := sdkhttp.ParseRegister(body)
+	if err != nil {
+		return SyncOutcome{}, err
+	}
+	if err := sdkhttp.CheckSDK(r.SDK); err != nil {
+		return SyncOutcome{}, err
+	}
+	appID := r.App()
+	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK}
+	for _, sf := range r.Functions {
+		c, err := sf.Config()
+		if err != nil {
+			return SyncOutcome{}, err
+		}
+		if !strings.HasPrefix(c.ID, appID+"-") {
+			return SyncOutcome{}, fmt.Errorf("%w: function %q does not start with the app id %q", ErrInvalidSync, c.ID, appID+"-")
+		}
+		if _, err := functionFromConfig(appID, app.TaskQueue, c); err != nil {
+			return SyncOutcome{}, fmt.Errorf("%w: %v", ErrInvalidSync, err)
+		}
+		app.Functions = append(app.Functions, c)
+	}
+	slices.SortFunc(app.Functions, func(x, y registry.Function) int { return strings.Compare(x.ID, y.ID) })
+	out := SyncOutcome{AppID: appID, Functions: len(app.Functions)}
+	prev, _, err := a.registered(ctx, appID)
+	switch {
+	case errors.Is(err, api.ErrAppNotFound):
+	case err != nil:
+		return out, err
+	case prev.URL == "":
+		return out, fmt.Errorf("%w: app id %q belongs to a Go app of this environment: give the SDK app another id", ErrInvalidSync, appID)
+	case prev.URL == app.URL && prev.SDK == app.SDK && sameFunctions(prev.Functions, app.Functions):
+		return out, nil
+	}
+	if err := registry.Publish(ctx, a.redis, a.opts.Environment, app); err != nil {
+		return out, err
+	}
+	out.Modified = true
+	a.log.Info("SDK app synced", "app", appID, "url", r.URL, "sdk", r.SDK, "functions", len(app.Functions))
+	return out, nil
+}
+
+func sameFunctions(have, want []registry.Function) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range have {
+		h := have[i]
+		h.Version = ""
+		if registry.Hash(h) != registry.Hash(want[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncTimeout bounds Tempest's PUT to an app (the app registers with /fn/register meanwhile).
+const syncTimeout = 30 * time.Second
+
+// SyncSDKApp asks the app served at url to sync, as Inngest's server does: a PUT (signed
+// when Tempest has a signing key). An app that answers in band sends its functions back,
+// which are registered here; one that syncs out of band has registered them with
+// POST /fn/register before it answers.
+func (a *App) SyncSDKApp(ctx context.Context, url string) (*SyncOutcome, error) {
+	out, err := a.syncSDKApp(ctx, url)
+	return &out, err
+}
+
+func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
+	if _, err := sdkhttp.CheckURL(url); err != nil {
+		return SyncOutcome{}, err
+	}
+	body, _ := json.Marshal(map[string]string{"url": url})
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return SyncOutcome{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	kind := "cloud"
+	if a.opts.Dev {
+		kind = "dev"
+	}
+	req.Header.Set("X-Inngest-Server-Kind", kind)
+	if key := a.callKey(); key != "" {
+		req.Header.Set("x-inngest-sync-kind", "in_band")
+		req.Header.Set("X-Inngest-Signature", sdkhttp.Sign(body, key, time.Now()))
+	}
+	resp, err := a.sdkClient.Do(req)
+	if err != nil {
+		return SyncOutcome{}, fmt.Errorf("%w: the app at %s did not answer the sync: %v", ErrAppUnreachable, url, err)
+	}
+	defer resp.Body.Close()
+	ans, err := sdkhttp.ReadAnswer(resp, time.Now())
+	if err != nil {
+		return SyncOutcome{}, fmt.Errorf("%w: %s: %v", ErrAppUnreachable, url, err)
+	}
+	if !ans.SDK {
+		return SyncOutcome{}, fmt.Errorf("%w: %s answered HTTP %d without an Inngest SDK's headers: is it the app's serve URL?", ErrInvalidSync, url, ans.Status)
+	}
+	if resp.Header.Get("x-inngest-sync-kind") == "in_band" && ans.Status == 200 {
+		if key := a.callKey(); key != "" {
+			if err := sdkhttp.Verify(resp.Header.Get("X-Inngest-Signature"), ans.Body, key, time.Now()); err != nil {
+				return SyncOutcome{}, fmt.Errorf("%w: the app's in-band answer: %v", ErrInvalidSync, err)
+			}
+		}
+		out, err := a.registerSDKApp(ctx, ans.Body)
+		out.Kind = "in_band"
+		return out, err
+	}
+	var msg struct {
+		Message  string `json:"message"`
+		Modified bool   `json:"modified"`
+	}
+	_ = json.Unmarshal(ans.Body, &msg)
+	if ans.Status == http.StatusUnauthorized {
+		return SyncOutcome{}, fmt.Errorf("%w: the app at %s refused the sync (401): its INNGEST_SIGNING_KEY differs from Tempest's", ErrInvalidSync, url)
+	}
+	if ans.Status/100 != 2 {
+		return SyncOutcome{}, fmt.Errorf("%w: the app at %s could not sync (HTTP %d): %s", ErrInvalidSync, url, ans.Status, msg.Message)
+	}
+	// Out of band: the app registered through /fn/register before answering.
+	var appID string
+	for _, app := range a.sdkApps(ctx) {
+		if app.URL == url {
+			appID = app.ID
+		}
+	}
+	return SyncOutcome{AppID: appID, Modified: msg.Modified, Kind: "out_of_band"}, nil
+}
+
+// ErrAppUnreachable is an app that did not answer (it may later).
+var ErrAppUnreachable = api.ErrAppUnreachable
+
+// SDKAppURL is the serve URL of a synced SDK app.
+func (a *App) SDKAppURL(ctx context.Context, appID string) (string, error) {
+	app, _, err := a.registered(ctx, appID)
+	if err != nil {
+		return "", err
+	}
+	if app.URL == "" {
+		return "", fmt.Errorf("%w: app %q is a Go app: its workers publish it, there is nothing to sync", ErrInvalidSync, appID)
+	}
+	return app.URL, nil
+}
+
+func (a *App) sdkApps(ctx context.Context) []registry.App {
+	s, err := registry.Load(ctx, a.redis, a.opts.Environment)
+	if err != nil {
+		return nil
+	}
+	var out []registry.App
+	for _, app := range s.Apps {
+		if app.URL != "" {
+			out = append(out, app)
+		}
+	}
+	return out
+}
+
+// callKey signs requests to apps; dev sends none, as Inngest's dev server.
+func (a *App) callKey() string {
+	if a.opts.Dev {
+		return ""
+	}
+	return a.opts.SigningKey
+}
+
+// callApp is activities.Activities.CallApp: one HTTP call to the app serving fnID.
+func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Request) (json.RawMessage, error) {
+	f, ok := a.routed(fnID)
+	if !ok || f.url == "" {
+		return nil, fmt.Errorf("function %s is not registered by any SDK app (sync the app)", fnID)
+	}
+	hr, err := sdkhttp.NewCall(ctx, f.url, fnID, stepID, req, a.callKey(), time.Now())
+	if err != nil {
+		return nil, &workflows.NonRetriableError{Err: err}
+	}
+	resp, err := a.sdkClient.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("calling the app at %s: %w", f.url, err)
+	}
+	defer resp.Body.Close()
+	ans, err := sdkhttp.ReadAnswer(resp, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return outcome(f.url, ans)
+}
+
+// outcome classifies an app's answer: results for the run, or an error for the step's
+// retries (retry-after and x-inngest-no-retry honoured).
+func outcome(url string, ans sdkhttp.Answer) (json.RawMessage, error) {
+	fail := func(err error) (json.RawMessage, error) {
+		switch {
+		case ans.NoRetry:
+			return nil, &workflows.NonRetriableError{Err: err}
+		case ans.RetryAfter > 0:
+			return nil, &workflows.RetryAfterError{Delay: ans.RetryAfter, Err: err}
+		}
+		return nil, err
+	}
+	switch {
+	case !ans.SDK && ans.Status == http.StatusUnauthorized:
+		return nil, fmt.Errorf("the app at %s refused the call (401): its INNGEST_SIGNING_KEY differs from Tempest's", url)
+	case !ans.SDK:
+		body := string(ans.Body)
+		if len(body) > 200 {
+			body = body[:200] + "…"
+		}
+		return nil, fmt.Errorf("the app at %s answered HTTP %d, not as an Inngest SDK (no X-Inngest-SDK header): %s", url, ans.Status, body)
+	case ans.Status == http.StatusOK:
+		data := ans.Body
+		if len(bytes.TrimSpace(data)) == 0 {
+			data = []byte("null")
+		}
+		return json.Marshal(activities.CallOutcome{Status: 200, Data: data, Version: ans.Version})
+	case ans.Status == http.StatusPartialContent:
+		for _, op := range ans.Ops {
+			if op.Op == sdkhttp.OpStepError {
+				e := sdkhttp.ParseError(op.Error)
+				return fail(fmt.Errorf("step %s: %s: %s", op.Label(), e.Name, e.Message))
+			}
+		}
+		return json.Marshal(activities.CallOutcome{Status: 206, Ops: ans.Ops, Version: ans.Version})
+	}
+	e := sdkhttp.ParseError(ans.Body)
+	if e.Name != "Error" && !strings.Contains(e.Message, e.Name) {
+		return fail(fmt.Errorf("%s: %s", e.Name, e.Message))
+	}
+	return fail(errors.New(e.Message))
+}
+
+// startSDKWorker runs the worker of SDK functions' runs: one dynamic workflow (the workflow
+// type is the function's fully qualified id) whose steps call the apps.
+func (a *App) startSDKWorker() (worker.Worker, error) {
+	w := worker.New(a.temporal, a.SDKTaskQueue(), a.opts.Worker)
+	run := workflows.Workflow(workflows.SDK, a.acts)
+	w.RegisterDynamicWorkflow(func(ctx workflow.Context, args converter.EncodedValues) (any, error) {
+		var in workflows.RunInput
+		if err := args.Get(&in); err != nil {
+			return nil, err
+		}
+		return run(ctx, in)
+	}, workflow.DynamicRegisterOptions{})
+	w.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start the SDK worker: %w", err)
+	}
+	return w, nil
+}

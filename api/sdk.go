@@ -1,0 +1,85 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tempestrun/tempest/internal/sdkhttp"
+)
+
+// SyncResult is what syncing an SDK app did.
+type SyncResult struct {
+	AppID     string `json:"app_id"`
+	Modified  bool   `json:"modified"`
+	Functions int    `json:"functions"`
+	// Kind is how the app answered a sync Tempest started: "in_band" or "out_of_band".
+	Kind string `json:"sync_kind,omitempty"`
+}
+
+// ErrAppUnreachable is an SDK app that did not answer a sync (502).
+var ErrAppUnreachable = errors.New("app unreachable")
+
+// register is POST /fn/register: an SDK app's out-of-band sync. The SDK reports the body's
+// status and error to whoever asked it to sync, so both are in the body.
+func (h *handlers) register(c *gin.Context) {
+	kind := "cloud"
+	if h.cfg.Dev {
+		kind = "dev"
+	}
+	if want := c.GetHeader("X-Inngest-Expected-Server-Kind"); want != "" && want != kind {
+		c.JSON(400, gin.H{"status": 400, "error": "the app expects an Inngest " + want + " server, this Tempest server is " + kind +
+			": set INNGEST_DEV to match (dev: INNGEST_DEV=<tempest URL>; cloud: INNGEST_BASE_URL and INNGEST_SIGNING_KEY, no INNGEST_DEV)"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, sdkhttp.MaxRegisterSize))
+	if err != nil {
+		c.JSON(413, gin.H{"status": 413, "error": "the sync is over 4 MiB"})
+		return
+	}
+	res, err := h.b.RegisterSDKApp(c.Request.Context(), body)
+	if h.syncFailed(c, err) {
+		return
+	}
+	c.JSON(200, gin.H{"ok": true, "status": 200, "modified": res.Modified, "app_id": res.AppID})
+}
+
+// syncApp is POST /v2/apps {"url": ...} and POST /v2/apps/{app}/sync: Tempest asks the app
+// to sync (a PUT to its serve URL, signed when the server has a signing key).
+func (h *handlers) syncApp(c *gin.Context) {
+	var req struct {
+		URL string `json:"url"`
+	}
+	if app := c.Param("app"); app != "" {
+		url, err := h.b.SDKAppURL(c.Request.Context(), app)
+		if h.fail(c, err, "App not found: "+app) {
+			return
+		}
+		req.URL = url
+	} else if err := c.ShouldBindJSON(&req); err != nil || req.URL == "" {
+		publicErr(c, 400, `send {"url": "<the app's serve URL, like http://127.0.0.1:3000/api/inngest>"}`)
+		return
+	}
+	res, err := h.b.SyncSDKApp(c.Request.Context(), req.URL)
+	if h.syncFailed(c, err) {
+		return
+	}
+	ok200(c, res)
+}
+
+func (h *handlers) syncFailed(c *gin.Context, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, sdkhttp.ErrInvalid):
+		c.AbortWithStatusJSON(400, gin.H{"status": 400, "error": err.Error()})
+	case errors.Is(err, ErrAppUnreachable):
+		c.AbortWithStatusJSON(502, gin.H{"status": 502, "error": err.Error()})
+	default:
+		h.cfg.Logger.Error("sync failed", "path", c.Request.URL.Path, "error", err)
+		c.AbortWithStatusJSON(500, gin.H{"status": 500, "error": internalMsg})
+	}
+	return true
+}

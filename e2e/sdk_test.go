@@ -1,0 +1,362 @@
+// Package e2e runs unmodified Inngest SDK apps (the official npm inngest package behind
+// express, e2e/js/app.mjs) on Tempest, with the real Temporal, Redis and node.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/internal/testenv"
+)
+
+// tempest is one Tempest server (event API, REST, Go worker, SDK worker) for a test.
+type tempest struct {
+	t    *testing.T
+	app  *adapter.App
+	base string
+	key  string // signing key ("" in dev)
+}
+
+func startTempest(t *testing.T, mod func(*adapter.Options)) *tempest {
+	t.Helper()
+	app := testenv.App(t, mod)
+	// A Go function an SDK function invokes (SDK → Go).
+	_, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "greet"}, adapter.EventTrigger("go/greet", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return map[string]any{"hi": in.Event.Data["name"]}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.ServeListener(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &tempest{t: t, app: app, base: "http://" + ln.Addr().String(), key: app.Options().SigningKey}
+}
+
+// jsApp is e2e/js/app.mjs running in node.
+type jsApp struct {
+	base string // http://127.0.0.1:<port>
+	cmd  *exec.Cmd
+}
+
+func (j *jsApp) serveURL() string { return j.base + "/api/inngest" }
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startJS starts the express app with env (INNGEST_* and CHECKPOINTING) on port (0: a
+// free one) and waits until it answers.
+func startJS(t *testing.T, port int, env ...string) *jsApp {
+	t.Helper()
+	dir, _ := filepath.Abs("js")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "inngest")); err != nil {
+		t.Fatalf("the inngest npm package is not installed: run `npm ci` in e2e/js (make test does): %v", err)
+	}
+	if port == 0 {
+		port = freePort(t)
+	}
+	cmd := exec.Command("node", "app.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{fmt.Sprintf("PORT=%d", port)}, env...)...)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var logs bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := false
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "listening on") {
+				once = true
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("node app.mjs did not start:\n%s", logs.String())
+	}
+	j := &jsApp{base: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("app.mjs output:\n%s", logs.String())
+		}
+	})
+	return j
+}
+
+func (j *jsApp) kill() { _ = j.cmd.Process.Kill(); _ = j.cmd.Wait() }
+
+type jsState struct {
+	Counts map[string]int   `json:"counts"`
+	Log    []map[string]any `json:"log"`
+}
+
+func (j *jsApp) state(t *testing.T) jsState {
+	t.Helper()
+	var s jsState
+	doJSON(t, "GET", j.base+"/_state", "", nil, &s)
+	return s
+}
+
+func doJSON(t *testing.T, method, url, key string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: HTTP %d: %v in %s", method, url, resp.StatusCode, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// sync asks Tempest to sync the app (POST /v2/apps) and checks it worked.
+func (s *tempest) sync(t *testing.T, j *jsApp) map[string]any {
+	t.Helper()
+	var res struct {
+		Data  map[string]any `json:"data"`
+		Error string         `json:"error"`
+	}
+	if code := doJSON(t, "POST", s.base+"/v2/apps", s.key, map[string]string{"url": j.serveURL()}, &res); code != 200 {
+		t.Fatalf("sync: HTTP %d: %s", code, res.Error)
+	}
+	return res.Data
+}
+
+// send sends one event and returns its id.
+func (s *tempest) send(t *testing.T, name string, data any) string {
+	t.Helper()
+	var res struct {
+		IDs    []string `json:"ids"`
+		Status int      `json:"status"`
+		Error  string   `json:"error"`
+	}
+	key := "test"
+	if code := doJSON(t, "POST", s.base+"/e/"+key, "", map[string]any{"name": name, "data": data}, &res); code != 200 {
+		t.Fatalf("send %s: HTTP %d %s", name, code, res.Error)
+	}
+	return res.IDs[0]
+}
+
+type run struct {
+	RunID      string          `json:"run_id"`
+	FunctionID string          `json:"function_id"`
+	Status     string          `json:"status"`
+	Output     json.RawMessage `json:"output"`
+}
+
+// runs waits until the event has want runs and all have ended.
+func (s *tempest) runs(t *testing.T, eventID string, want int) []run {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var got []run
+	for time.Now().Before(deadline) {
+		var body struct {
+			Data []run `json:"data"`
+		}
+		doJSON(t, "GET", s.base+"/v1/events/"+eventID+"/runs", s.key, nil, &body)
+		got = body.Data
+		ended := 0
+		for _, r := range got {
+			if r.Status != "Running" {
+				ended++
+			}
+		}
+		if len(got) == want && ended == want {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("event %s: runs did not end within 90s: %+v", eventID, got)
+	return nil
+}
+
+// one runs one event to its single run's end.
+func (s *tempest) one(t *testing.T, name string, data any) run {
+	t.Helper()
+	return s.runs(t, s.send(t, name, data), 1)[0]
+}
+
+func wantRun(t *testing.T, r run, status, output string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("run %s of %s: status %s, want %s (output %s)", r.RunID, r.FunctionID, r.Status, status, r.Output)
+	}
+	if output != "" {
+		var a, b any
+		_ = json.Unmarshal(r.Output, &a)
+		_ = json.Unmarshal([]byte(output), &b)
+		ab, _ := json.Marshal(a)
+		bb, _ := json.Marshal(b)
+		if !bytes.Equal(ab, bb) {
+			t.Fatalf("run %s of %s: output %s, want %s", r.RunID, r.FunctionID, r.Output, output)
+		}
+	}
+}
+
+func wantCounts(t *testing.T, s jsState, want map[string]int) {
+	t.Helper()
+	for k, n := range want {
+		if s.Counts[k] != n {
+			t.Errorf("step body %s ran %d times, want %d (counts %v)", k, s.Counts[k], n, s.Counts)
+		}
+	}
+}
+
+// TestJSApp runs the test app in dev mode (INNGEST_DEV=<tempest>, unsigned) through the
+// SDK's features.
+func TestJSApp(t *testing.T) {
+	s := startTempest(t, nil)
+	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	if res := s.sync(t, j); res["sync_kind"] != "out_of_band" || res["app_id"] != "shop" {
+		t.Fatalf("sync: %v", res)
+	}
+	t.Run("hello", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/hello", map[string]any{"name": "Ada"}), "Completed", `{"message":"Hello Ada"}`)
+		wantCounts(t, j.state(t), map[string]int{"hello.greet": 1})
+	})
+	t.Run("three steps, each body once", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
+		wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1})
+	})
+	t.Run("retries with attempt numbers", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/flaky", nil), "Completed", `"ok"`)
+		var attempts []any
+		for _, l := range j.state(t).Log {
+			if l["fn"] == "flaky" {
+				attempts = append(attempts, l["attempt"])
+			}
+		}
+		if fmt.Sprint(attempts) != "[0 1 2]" {
+			t.Fatalf("attempts seen by the app: %v, want [0 1 2]", attempts)
+		}
+	})
+	t.Run("NonRetriableError fails at once", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/fatal", nil), "Failed", "")
+		wantCounts(t, j.state(t), map[string]int{"fatal.doomed": 1})
+	})
+	t.Run("a caught step error", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/caught", nil), "Completed", `{"recovered":true,"message":"inner"}`)
+	})
+	t.Run("RetryAfterError", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/retryafter", nil), "Completed", `"done"`)
+	})
+	t.Run("sleep", func(t *testing.T) {
+		began := time.Now()
+		wantRun(t, s.one(t, "shop/sleep", nil), "Completed", `"woke"`)
+		if d := time.Since(began); d < time.Second {
+			t.Fatalf("the run with a 1s sleep took %s", d)
+		}
+	})
+	t.Run("waitForEvent matched and timed out", func(t *testing.T) {
+		ev := s.send(t, "shop/wait", map[string]any{"orderId": "o1"})
+		// The wait is registered once the app has answered the first call.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			other := s.send(t, "shop/approved", map[string]any{"orderId": "o1", "by": "Bo"})
+			_ = other
+			var body struct {
+				Data []run `json:"data"`
+			}
+			time.Sleep(300 * time.Millisecond)
+			doJSON(t, "GET", s.base+"/v1/events/"+ev+"/runs", "", nil, &body)
+			if len(body.Data) == 1 && body.Data[0].Status != "Running" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the wait did not resume")
+			}
+		}
+		wantRun(t, s.runs(t, ev, 1)[0], "Completed", `{"approved":{"orderId":"o1","by":"Bo"}}`)
+		wantRun(t, s.one(t, "shop/wait", map[string]any{"orderId": "o2", "timeout": "1s"}), "Completed", `{"approved":null}`)
+	})
+	t.Run("invoke SDK and Go functions", func(t *testing.T) {
+		r := s.one(t, "shop/invoke", map[string]any{"n": 21, "goApp": s.app.AppID(), "goFn": "greet"})
+		wantRun(t, r, "Completed", `{"child":{"doubled":42},"go":{"hi":"Ada"}}`)
+	})
+	t.Run("parallel steps", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/parallel", nil), "Completed", `6`)
+		wantCounts(t, j.state(t), map[string]int{"fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
+	})
+	t.Run("sendEvent", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/send", nil), "Completed", `"sent"`)
+		deadline := time.Now().Add(30 * time.Second)
+		for j.state(t).Counts["hello.greet"] < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the event sent by step.sendEvent did not run shop-hello")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	t.Run("onFailure", func(t *testing.T) {
+		wantRun(t, s.one(t, "shop/fail", nil), "Failed", "")
+		deadline := time.Now().Add(30 * time.Second)
+		for j.state(t).Counts["onFailure"] < 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("onFailure did not run")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	t.Run("cancelOn", func(t *testing.T) {
+		ev := s.send(t, "shop/cancellable", map[string]any{"id": "c1"})
+		deadline := time.Now().Add(30 * time.Second)
+		for j.state(t).Counts["cancellable.first"] < 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the first step did not run")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.send(t, "shop/cancel", map[string]any{"id": "c1"})
+		wantRun(t, s.runs(t, ev, 1)[0], "Cancelled", "")
+		wantCounts(t, j.state(t), map[string]int{"cancellable.second": 0})
+	})
+}
