@@ -17,6 +17,7 @@ import (
 
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/api"
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/registry"
 	"github.com/tempestrun/tempest/internal/sdkhttp"
 	"github.com/tempestrun/tempest/workflows"
@@ -217,6 +218,27 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 	if !ok || f.url == "" {
 		return nil, fmt.Errorf("function %s is not registered by any SDK app (sync the app)", fnID)
 	}
+	run, qi := req.Ctx.RunID, req.Ctx.QIID
+	known := map[string]bool{}
+	for id := range req.Steps {
+		known[id] = true
+	}
+	if qi != "" {
+		// Steps an earlier attempt of this call checkpointed are sent as done: the app does
+		// not run them again. Without Redis the call waits for a retry rather than risk it.
+		prior, err := flowcontrol.BeginCall(ctx, a.redis, run, qi, req.Ctx.GenerationID)
+		if err != nil {
+			return nil, err
+		}
+		for _, op := range parseOps(prior) {
+			if memo, ok := op.Memo(); ok && !known[op.ID] {
+				req.Steps[op.ID] = memo
+				req.Ctx.Stack.Stack = append(req.Ctx.Stack.Stack, op.ID)
+				known[op.ID] = true
+			}
+		}
+		req.Ctx.Stack.Current = len(req.Ctx.Stack.Stack)
+	}
 	hr, err := sdkhttp.NewCall(ctx, f.url, fnID, stepID, req, a.callKey(), time.Now())
 	if err != nil {
 		return nil, &workflows.NonRetriableError{Err: err}
@@ -230,7 +252,86 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 	if err != nil {
 		return nil, err
 	}
+	if qi != "" && ans.SDK && ans.Status == http.StatusPartialContent {
+		// The call's result is the steps it checkpointed, then what it answered.
+		all, err := flowcontrol.Checkpoints(ctx, a.redis, run)
+		if err != nil {
+			return nil, err
+		}
+		var ops []sdkhttp.Op
+		for _, op := range parseOps(all) {
+			if !known[op.ID] {
+				known[op.ID] = true
+				ops = append(ops, op)
+			}
+		}
+		ans.Ops = append(ops, ans.Ops...)
+	}
 	return outcome(f.url, ans)
+}
+
+// parseOps reads stored ops, skipping any that do not parse (they were checked when stored).
+func parseOps(raw []json.RawMessage) []sdkhttp.Op {
+	ops := make([]sdkhttp.Op, 0, len(raw))
+	for _, r := range raw {
+		var op sdkhttp.Op
+		if json.Unmarshal(r, &op) == nil && op.ID != "" {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// ErrStaleCheckpoint is a checkpoint from a call attempt Tempest no longer waits for (409).
+var ErrStaleCheckpoint = api.ErrStaleCheckpoint
+
+// Checkpoint stores the steps an app reports during a call (POST /v1/checkpoint/{run}/async)
+// before answering: durable in Redis, fenced by the call's generation.
+func (a *App) Checkpoint(ctx context.Context, runID string, body []byte) error {
+	var cp struct {
+		RunID        string       `json:"run_id"`
+		QIID         string       `json:"qi_id"`
+		GenerationID int          `json:"generation_id"`
+		Steps        []sdkhttp.Op `json:"steps"`
+	}
+	if err := json.Unmarshal(body, &cp); err != nil {
+		return &api.InputError{Msg: "the checkpoint is not JSON: " + err.Error()}
+	}
+	if cp.QIID == "" {
+		return &api.InputError{Msg: "qi_id is missing: checkpoints belong to a call Tempest made"}
+	}
+	var ops []json.RawMessage
+	for _, op := range cp.Steps {
+		switch op.Op {
+		case sdkhttp.OpStepRun, sdkhttp.OpStep, sdkhttp.OpStepFailed:
+		case sdkhttp.OpStepPlanned, sdkhttp.OpNone:
+			continue // progress only
+		default:
+			return &api.InputError{Msg: fmt.Sprintf("op %s cannot be checkpointed: answer it from the call", op.Op)}
+		}
+		if len(op.Data)+len(op.Error) > workflows.MaxStepOutput {
+			return fmt.Errorf("%w: step %s's output is over 4 MiB", api.ErrTooLarge, op.Label())
+		}
+		// Only what the run needs is kept (the SDK adds fields of its own).
+		b, err := json.Marshal(sdkhttp.Op{Op: op.Op, ID: op.ID, Name: op.Name, DisplayName: op.DisplayName,
+			Data: op.Data, Error: op.Error, Userland: op.Userland})
+		if err != nil {
+			return err
+		}
+		ops = append(ops, b)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	switch o, err := flowcontrol.AppendCheckpoint(ctx, a.redis, runID, cp.QIID, cp.GenerationID, ops); {
+	case err != nil:
+		return err
+	case o == flowcontrol.CheckpointStale:
+		return ErrStaleCheckpoint
+	case o == flowcontrol.CheckpointTooLarge:
+		return fmt.Errorf("%w: the run's checkpoints would exceed 32 MiB", api.ErrTooLarge)
+	}
+	return nil
 }
 
 // outcome classifies an app's answer: results for the run, or an error for the step's

@@ -96,6 +96,7 @@ func New(b Backend, cfg Config) http.Handler {
 	v1.GET("/replays/:id", h.getReplay)
 	v1.DELETE("/replays/:id", h.cancelReplay)
 	v1.GET("/apps/:app/functions", h.getAppFunctionsV1)
+	v1.POST("/checkpoint/:id/async", h.checkpoint)
 	v2 := r.Group("/v2", h.auth)
 	v2.GET("/apps", h.listApps)
 	v2.GET("/apps/:app", h.getApp)

@@ -22,6 +22,35 @@ type SyncResult struct {
 // ErrAppUnreachable is an SDK app that did not answer a sync (502).
 var ErrAppUnreachable = errors.New("app unreachable")
 
+// ErrStaleCheckpoint is a checkpoint from a call attempt no longer in flight (409: the SDK
+// then abandons that attempt instead of forking the run).
+var ErrStaleCheckpoint = errors.New("stale checkpoint: the call attempt is no longer in flight")
+
+// ErrTooLarge is a body over a limit (413).
+var ErrTooLarge = errors.New("too large")
+
+// maxCheckpointBody bounds one checkpoint request (one step's output is at most 4 MiB).
+const maxCheckpointBody = 8 << 20
+
+// checkpoint is POST /v1/checkpoint/{run}/async: steps an app finished during a call.
+func (h *handlers) checkpoint(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxCheckpointBody))
+	if err != nil {
+		publicErr(c, 413, "the checkpoint is over 8 MiB")
+		return
+	}
+	err = h.b.Checkpoint(c.Request.Context(), c.Param("id"), body)
+	switch {
+	case errors.Is(err, ErrStaleCheckpoint):
+		publicErr(c, 409, err.Error())
+	case errors.Is(err, ErrTooLarge):
+		publicErr(c, 413, err.Error())
+	case h.fail(c, err, "Run not found"):
+	default:
+		c.JSON(200, gin.H{"status": 200})
+	}
+}
+
 // register is POST /fn/register: an SDK app's out-of-band sync. The SDK reports the body's
 // status and error to whoever asked it to sync, so both are in the body.
 func (h *handlers) register(c *gin.Context) {

@@ -69,6 +69,9 @@ type Backend interface {
 	SyncSDKApp(ctx context.Context, url string) (*SyncResult, error)
 	// SDKAppURL is the serve URL of a synced SDK app; ErrAppNotFound if there is none.
 	SDKAppURL(ctx context.Context, app string) (string, error)
+	// Checkpoint stores steps an app finished during a call (ErrStaleCheckpoint: the call
+	// attempt is no longer in flight; ErrTooLarge; *InputError).
+	Checkpoint(ctx context.Context, runID string, body []byte) error
 }
 
 // Check is whether one service answered: Err is nil when it did.

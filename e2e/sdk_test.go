@@ -251,6 +251,17 @@ func wantCounts(t *testing.T, s jsState, want map[string]int) {
 	}
 }
 
+// TestJSAppNoCheckpointing runs steps with the SDK's checkpointing off: one call per step.
+func TestJSAppNoCheckpointing(t *testing.T) {
+	s := startTempest(t, nil)
+	j := startJS(t, 0, "INNGEST_DEV="+s.base, "CHECKPOINTING=off")
+	s.sync(t, j)
+	wantRun(t, s.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
+	wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "calls:shop-three": 4})
+	wantRun(t, s.one(t, "shop/parallel", nil), "Completed", `6`)
+	wantCounts(t, j.state(t), map[string]int{"fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
+}
+
 // TestJSApp runs the test app in dev mode (INNGEST_DEV=<tempest>, unsigned) through the
 // SDK's features.
 func TestJSApp(t *testing.T) {
@@ -263,9 +274,9 @@ func TestJSApp(t *testing.T) {
 		wantRun(t, s.one(t, "shop/hello", map[string]any{"name": "Ada"}), "Completed", `{"message":"Hello Ada"}`)
 		wantCounts(t, j.state(t), map[string]int{"hello.greet": 1})
 	})
-	t.Run("three steps, each body once", func(t *testing.T) {
+	t.Run("three steps, each body once, in one checkpointed call", func(t *testing.T) {
 		wantRun(t, s.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
-		wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1})
+		wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "calls:shop-three": 1})
 	})
 	t.Run("retries with attempt numbers", func(t *testing.T) {
 		wantRun(t, s.one(t, "shop/flaky", nil), "Completed", `"ok"`)

@@ -20,6 +20,7 @@ import (
 //	tempest:cancel:<run>                           a run's cancellation was requested
 //	tempest:skipped:<run>                          a run skipped by its singleton (package adapter)
 //	tempest:cron:<app>                             an app's schedule ids (package adapter)
+//	tempest:{ck:<run>}:call, :ops, :bytes           an SDK run's checkpoints (checkpoint.lua)
 //	tempest:{reg:<env>}:apps, :version, :changed, :paused   the environment's registry (internal/registry)
 //
 // Every key expires or is removed by its owner; each file says when.
@@ -48,6 +49,12 @@ func waitKey(event, id string) string       { return waitTag(event) + ":wait:" +
 func anyKey(event string) string            { return waitTag(event) + ":any" }
 func pathsKey(event string) string          { return waitTag(event) + ":paths" }
 func matchKey(event, path, v string) string { return waitTag(event) + ":m:" + path + ":" + v }
+
+// checkpointKeys are the keys of an SDK run's checkpoints; the run is the hash tag.
+func checkpointKeys(run string) (call, ops, size string) {
+	p := "tempest:{ck:" + run + "}"
+	return p + ":call", p + ":ops", p + ":bytes"
+}
 
 func payloadKey(sum string) string { return "tempest:payload:" + sum }
 

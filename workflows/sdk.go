@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/internal/sdkhttp"
 )
@@ -29,7 +31,15 @@ func SDK(ctx context.Context, call Call) (any, error) {
 		return nil, err
 	}
 	r := &sdkRun{acts: st.acts, in: call.Input, steps: map[string]json.RawMessage{}, version: -1}
-	return r.run(ctx)
+	out, err := r.run(ctx)
+	if r.calls > 0 && err == nil {
+		// The run's checkpoints are in its history now (a failed run's expire on their own).
+		lctx := st.waitLA(st.wctx, "drop checkpoints")
+		if derr := workflow.ExecuteLocalActivity(lctx, st.acts.DropCheckpoints, st.in.RunID).Get(lctx, nil); derr != nil {
+			return nil, derr
+		}
+	}
+	return out, err
 }
 
 // sdkRun is what the app is told on every call: the memoized steps (by hashed id) and the
@@ -44,6 +54,7 @@ type sdkRun struct {
 	// fan-out of parallel steps is outstanding.
 	forcePlan bool
 	last      string // the label of the last step done, for the next call's name
+	calls     int    // discovery calls made, the qi_id of the next
 }
 
 // errComplete carries the run's output from a nested op back to the loop.
@@ -93,6 +104,12 @@ func (r *sdkRun) call(ctx context.Context, stepID, name string) (activities.Call
 	if req.Ctx.Stack.Stack == nil {
 		req.Ctx.Stack.Stack = []string{}
 	}
+	if stepID == "step" && !r.forcePlan {
+		// fn_id and qi_id turn on the JS SDK's checkpointing: consecutive steps run in this
+		// one call, each reported to /v1/checkpoint before the call answers.
+		r.calls++
+		req.Ctx.FnID, req.Ctx.QIID = sdkhttp.FunctionUUID(r.in.FunctionID), fmt.Sprint(r.calls)
+	}
 	fnID, callApp := r.in.FunctionID, r.acts.CallApp
 	raw, err := Run(ctx, name, func(actx context.Context) (json.RawMessage, error) {
 		req := req
@@ -117,11 +134,7 @@ func (r *sdkRun) call(ctx context.Context, stepID, name string) (activities.Call
 // at once as parallel branches); completion comes back as *errComplete.
 func (r *sdkRun) handle(ctx context.Context, out activities.CallOutcome) error {
 	if out.Status != 206 {
-		data := out.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		return &errComplete{data: data}
+		return &errComplete{data: sdkhttp.OrNull(out.Data)}
 	}
 	var async []sdkhttp.Op
 	var complete *errComplete
@@ -129,15 +142,13 @@ func (r *sdkRun) handle(ctx context.Context, out activities.CallOutcome) error {
 		if _, done := r.steps[op.ID]; done && op.Op != sdkhttp.OpRunComplete {
 			continue // already stored (checkpointed, or reported twice)
 		}
+		if memo, ok := op.Memo(); ok {
+			r.store(op, memo)
+			continue
+		}
 		switch op.Op {
-		case sdkhttp.OpStepRun:
-			r.store(op, wrap("data", op.Data))
-		case sdkhttp.OpStep:
-			r.store(op, orNull(op.Data))
-		case sdkhttp.OpStepFailed, sdkhttp.OpStepError:
-			r.store(op, wrap("error", op.Error))
 		case sdkhttp.OpRunComplete:
-			complete = &errComplete{data: orNull(op.Data)}
+			complete = &errComplete{data: sdkhttp.OrNull(op.Data)}
 		case sdkhttp.OpNone:
 		case sdkhttp.OpSleep, sdkhttp.OpWaitForEvent, sdkhttp.OpInvokeFunction, sdkhttp.OpStepPlanned:
 			async = append(async, op)
@@ -191,19 +202,6 @@ func (r *sdkRun) store(op sdkhttp.Op, memo json.RawMessage) {
 	r.last = op.Label()
 }
 
-func orNull(v json.RawMessage) json.RawMessage {
-	if len(v) == 0 {
-		return json.RawMessage("null")
-	}
-	return v
-}
-
-// wrap is {"<key>": v}, the shape the SDK reads a step's result or error from.
-func wrap(key string, v json.RawMessage) json.RawMessage {
-	b, _ := json.Marshal(map[string]json.RawMessage{key: orNull(v)})
-	return b
-}
-
 // opOpts are the options of the async ops (JS spells the sleep duration and the awaited
 // event in name, Go in opts).
 type opOpts struct {
@@ -255,7 +253,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 				return err
 			}
 		}
-		r.store(op, orNull(got))
+		r.store(op, sdkhttp.OrNull(got))
 	case sdkhttp.OpInvokeFunction:
 		var timeout time.Duration
 		if o.Timeout != "" {
@@ -274,11 +272,11 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 				name = "InngestInvokeTimeoutError"
 			}
 			e, _ := json.Marshal(sdkhttp.ErrorBody{Name: name, Message: se.Message})
-			r.store(op, wrap("error", e))
+			r.store(op, sdkhttp.Wrap("error", e))
 		case err != nil:
 			return err
 		default:
-			r.store(op, wrap("data", out))
+			r.store(op, sdkhttp.Wrap("data", out))
 		}
 	}
 	return nil

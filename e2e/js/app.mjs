@@ -307,6 +307,11 @@ app.post("/_reset", (_req, res) => {
   log.length = 0;
   res.json({ ok: true });
 });
+// Calls Tempest makes, per function: counts["calls:<fnId>"].
+app.use("/api/inngest", (req, _res, next) => {
+  if (req.method === "POST" && req.query.fnId) bump(`calls:${req.query.fnId}`);
+  next();
+});
 app.use("/api/inngest", serve({ client: inngest, functions }));
 
 const port = Number.parseInt(process.env.PORT || "3939", 10);

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Request is the body of a call to an app: run the function with these events and
@@ -115,6 +117,40 @@ func (o Op) Label() string {
 		return o.Name
 	}
 	return o.ID
+}
+
+// Memo is what the SDK is sent back for a step this op finished ({"data"} of a StepRun,
+// the raw value of a legacy Step, {"error"} of a StepFailed); false for other ops.
+func (o Op) Memo() (json.RawMessage, bool) {
+	switch o.Op {
+	case OpStepRun:
+		return Wrap("data", o.Data), true
+	case OpStep:
+		return OrNull(o.Data), true
+	case OpStepFailed:
+		return Wrap("error", o.Error), true
+	}
+	return nil, false
+}
+
+// OrNull is v, or JSON null when empty.
+func OrNull(v json.RawMessage) json.RawMessage {
+	if len(v) == 0 {
+		return json.RawMessage("null")
+	}
+	return v
+}
+
+// Wrap is {"<key>": v}, the shape the SDK reads a step's result or error from.
+func Wrap(key string, v json.RawMessage) json.RawMessage {
+	b, _ := json.Marshal(map[string]json.RawMessage{key: OrNull(v)})
+	return b
+}
+
+// FunctionUUID is the internal id of a function sent as ctx.fn_id (a UUID, as the SDKs
+// expect): derived from its fully qualified id, so every server sends the same.
+func FunctionUUID(slug string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("tempest:function:"+slug)).String()
 }
 
 // Op names on the wire.

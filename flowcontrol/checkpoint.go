@@ -1,0 +1,98 @@
+package flowcontrol
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Checkpoints of SDK calls: an app running several steps in one call reports each finished
+// step (POST /v1/checkpoint/{run}/async) before its answer. They are kept here, durable
+// before the app's 200, until the call's outcome is in the run's history; a retried call
+// sends them back as memoized steps, so a step the app checkpointed never runs again.
+// A run's checkpoints are one list (a step id appears in it once the app has reported it; a
+// later call is sent the ones it already has again, harmlessly). The run deletes its keys
+// when it ends; they expire after CheckpointTTL in any case.
+
+// CheckpointTTL is how long a call's checkpoints are kept.
+const CheckpointTTL = 24 * time.Hour
+
+// MaxCheckpointBytes bounds what one call may checkpoint, as Inngest bounds a run's state.
+const MaxCheckpointBytes = 32 << 20
+
+var (
+	//go:embed checkpoint.lua
+	checkpointSrc    string
+	checkpointScript = redis.NewScript(checkpointSrc)
+)
+
+// CheckpointOutcome is checkpoint.lua's reply.
+type CheckpointOutcome int
+
+// Outcomes of AppendCheckpoint.
+const (
+	CheckpointStale    CheckpointOutcome = 0  // the call is not the one in flight (409)
+	CheckpointStored   CheckpointOutcome = 1  // durable
+	CheckpointTooLarge CheckpointOutcome = -1 // over MaxCheckpointBytes (413)
+)
+
+func inFlight(qi string, gen int) string { return fmt.Sprintf("%s:%d", qi, gen) }
+
+// BeginCall marks generation gen of call qi of run as the one in flight and returns what
+// the run's calls checkpointed so far (those of failed attempts included).
+func BeginCall(ctx context.Context, rdb redis.UniversalClient, run, qi string, gen int) ([]json.RawMessage, error) {
+	g, ops, _ := checkpointKeys(run)
+	pipe := rdb.TxPipeline()
+	pipe.Set(ctx, g, inFlight(qi, gen), CheckpointTTL)
+	list := pipe.LRange(ctx, ops, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("checkpoints of %s: %w", run, err)
+	}
+	return raw(list.Val()), nil
+}
+
+// AppendCheckpoint stores ops checkpointed by generation gen of call qi.
+func AppendCheckpoint(ctx context.Context, rdb redis.UniversalClient, run, qi string, gen int, ops []json.RawMessage) (CheckpointOutcome, error) {
+	g, list, size := checkpointKeys(run)
+	args := []any{inFlight(qi, gen), CheckpointTTL.Milliseconds(), MaxCheckpointBytes}
+	for _, op := range ops {
+		args = append(args, string(op))
+	}
+	n, err := checkpointScript.Run(ctx, rdb, []string{g, list, size}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint of %s: %w", run, err)
+	}
+	switch o := CheckpointOutcome(n); o {
+	case CheckpointStale, CheckpointStored, CheckpointTooLarge:
+		return o, nil
+	}
+	return 0, fmt.Errorf("checkpoint.lua: unexpected reply %d", n)
+}
+
+// Checkpoints are the ops the run's calls checkpointed so far.
+func Checkpoints(ctx context.Context, rdb redis.UniversalClient, run string) ([]json.RawMessage, error) {
+	_, list, _ := checkpointKeys(run)
+	vals, err := rdb.LRange(ctx, list, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints of %s: %w", run, err)
+	}
+	return raw(vals), nil
+}
+
+// DropCheckpoints deletes a run's checkpoints when it ends.
+func DropCheckpoints(ctx context.Context, rdb redis.UniversalClient, run string) error {
+	g, list, size := checkpointKeys(run)
+	return rdb.Del(ctx, g, list, size).Err()
+}
+
+func raw(vals []string) []json.RawMessage {
+	out := make([]json.RawMessage, len(vals))
+	for i, v := range vals {
+		out[i] = json.RawMessage(v)
+	}
+	return out
+}
