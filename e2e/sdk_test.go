@@ -371,3 +371,28 @@ func TestJSApp(t *testing.T) {
 		wantCounts(t, j.state(t), map[string]int{"cancellable.second": 0})
 	})
 }
+
+// TestJSAppCrash kills the app (SIGKILL) while a call runs its second step, after the first
+// was checkpointed, and starts it again: the call is retried, the run completes, and the
+// checkpointed step does not run again.
+func TestJSAppCrash(t *testing.T) {
+	s := startTempest(t, nil)
+	port := freePort(t)
+	j := startJS(t, port, "INNGEST_DEV="+s.base, "CRASH_HANG=1")
+	s.sync(t, j)
+	ev := s.send(t, "shop/crash", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for j.state(t).Counts["crashy.two"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("step two did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Step one's checkpoint is durable once Tempest answered it; the SDK sends it before
+	// starting step two, but does not wait for the answer: give it a moment.
+	time.Sleep(300 * time.Millisecond)
+	j.kill()
+	j2 := startJS(t, port, "INNGEST_DEV="+s.base)
+	wantRun(t, s.runs(t, ev, 1)[0], "Completed", `{"two":2}`)
+	wantCounts(t, j2.state(t), map[string]int{"crashy.one": 0, "crashy.two": 1})
+}

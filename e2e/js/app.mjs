@@ -292,9 +292,27 @@ const tenstep = inngest.createFunction(
   },
 );
 
+// Step "two" hangs when CRASH_HANG=1, so a test can kill the app while it runs (after "one"
+// was checkpointed) and restart it without the variable.
+const crashy = inngest.createFunction(
+  { id: "crashy", triggers: [{ event: "shop/crash" }] },
+  async ({ step }) => {
+    await step.run("one", () => {
+      bump("crashy.one");
+      return 1;
+    });
+    const two = await step.run("two", async () => {
+      bump("crashy.two");
+      if (process.env.CRASH_HANG === "1") await sleep(120000);
+      return 2;
+    });
+    return { two };
+  },
+);
+
 const functions = [
   hello, three, flaky, fatal, caught, later, sleepy, waiter, child, parent,
-  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep,
+  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy,
 ];
 
 const app = express();
