@@ -141,6 +141,9 @@ func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 	if err != nil {
 		return SyncOutcome{}, fmt.Errorf("%w: %s: %v", ErrAppUnreachable, url, err)
 	}
+	if ans.Status == http.StatusUnauthorized {
+		return SyncOutcome{}, fmt.Errorf("%w: the app at %s refused the sync (401): its INNGEST_SIGNING_KEY differs from Tempest's", ErrInvalidSync, url)
+	}
 	if !ans.SDK {
 		return SyncOutcome{}, fmt.Errorf("%w: %s answered HTTP %d without an Inngest SDK's headers: is it the app's serve URL?", ErrInvalidSync, url, ans.Status)
 	}
@@ -159,9 +162,6 @@ func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 		Modified bool   `json:"modified"`
 	}
 	_ = json.Unmarshal(ans.Body, &msg)
-	if ans.Status == http.StatusUnauthorized {
-		return SyncOutcome{}, fmt.Errorf("%w: the app at %s refused the sync (401): its INNGEST_SIGNING_KEY differs from Tempest's", ErrInvalidSync, url)
-	}
 	if ans.Status/100 != 2 {
 		return SyncOutcome{}, fmt.Errorf("%w: the app at %s could not sync (HTTP %d): %s", ErrInvalidSync, url, ans.Status, msg.Message)
 	}
@@ -347,7 +347,7 @@ func outcome(url string, ans sdkhttp.Answer) (json.RawMessage, error) {
 		return nil, err
 	}
 	switch {
-	case !ans.SDK && ans.Status == http.StatusUnauthorized:
+	case ans.Status == http.StatusUnauthorized:
 		return nil, fmt.Errorf("the app at %s refused the call (401): its INNGEST_SIGNING_KEY differs from Tempest's", url)
 	case !ans.SDK:
 		body := string(ans.Body)
