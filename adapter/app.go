@@ -559,13 +559,6 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 	a.mu.RLock()
 	gateway := len(a.functions) == 0
 	a.mu.RUnlock()
-	// Every server runs the functions SDK apps serve over HTTP.
-	sdkWorker, err := a.startSDKWorker()
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer sdkWorker.Stop()
 	if gateway { // no functions of its own: the event and REST API for the environment
 		a.startFlusher(ctx)
 	} else {
@@ -576,6 +569,13 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener) error {
 		}
 		defer w.Stop()
 	}
+	// Every server runs the functions SDK apps serve over HTTP.
+	sdkWorker, err := a.startSDKWorker()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer sdkWorker.Stop()
 	// Slow bodies and idle keep-alive connections are closed, so they cannot pin the server.
 	srv := &http.Server{
 		Handler: a.Handler(), ReadHeaderTimeout: a.opts.ReadHeaderTimeout, ReadTimeout: a.opts.ReadTimeout,

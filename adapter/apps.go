@@ -134,8 +134,14 @@ func functionInfo(r registry.App, f registry.Function, pauses map[string]registr
 
 // RemoveApp deletes a retired app from the environment's registry (api.Backend).
 func (a *App) RemoveApp(ctx context.Context, id string) error {
-	if _, _, err := a.registered(ctx, id); err != nil {
+	app, _, err := a.registered(ctx, id)
+	if err != nil {
 		return err
+	}
+	if app.URL != "" { // an SDK app's schedules go with it (a Go app's worker owns its own)
+		if err := a.syncSchedules(ctx, id, app.TaskQueue, nil); err != nil {
+			return err
+		}
 	}
 	return registry.Remove(ctx, a.redis, a.opts.Environment, id)
 }

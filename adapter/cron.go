@@ -77,6 +77,9 @@ func (c cronActivities) StartScheduled(ctx context.Context, t cronTick, schedule
 	a.mu.RLock()
 	f, ok := a.functions[t.FunctionID]
 	a.mu.RUnlock()
+	if !ok { // an SDK app's function, from the registry
+		f, ok = a.routed(t.FunctionID)
+	}
 	if !ok {
 		return "", temporal.NewNonRetryableApplicationError("function "+t.FunctionID+" is no longer registered", "NotFound", nil)
 	}
@@ -114,36 +117,46 @@ func scheduleID(slug, expr string) string {
 // app's schedule ids are kept in Redis, so a schedule is found without waiting for
 // Temporal's visibility.
 func (a *App) SyncSchedules(ctx context.Context) error {
-	want := map[string]cronTick{}
 	a.mu.RLock()
+	fns := make([]*function, 0, len(a.functions))
 	for _, f := range a.functions {
+		fns = append(fns, f)
+	}
+	a.mu.RUnlock()
+	return a.syncSchedules(ctx, a.opts.AppID, a.opts.TaskQueue, fns)
+}
+
+// syncSchedules makes app appID's schedules those of the cron triggers of fns, ticking on
+// taskQueue (this app's, or the SDK apps' queue).
+func (a *App) syncSchedules(ctx context.Context, appID, taskQueue string, fns []*function) error {
+	want := map[string]cronTick{}
+	for _, f := range fns {
 		for _, c := range f.crons {
 			want[scheduleID(f.slug, c)] = cronTick{FunctionID: f.slug, Cron: c}
 		}
 	}
-	a.mu.RUnlock()
 	sc := a.temporal.ScheduleClient()
 	for id, tick := range want {
-		if err := a.redis.SAdd(ctx, flowcontrol.CronSetKey(a.opts.AppID), id).Err(); err != nil {
+		if err := a.redis.SAdd(ctx, flowcontrol.CronSetKey(appID), id).Err(); err != nil {
 			return err
 		}
 		_, err := sc.Create(ctx, client.ScheduleOptions{
 			ID:      id,
 			Spec:    client.ScheduleSpec{CronExpressions: []string{tick.Cron}},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
-			Memo:    map[string]any{"app": a.opts.AppID, "function": tick.FunctionID, "cron": tick.Cron},
+			Memo:    map[string]any{"app": appID, "function": tick.FunctionID, "cron": tick.Cron},
 			Action: &client.ScheduleWorkflowAction{
 				ID:        "tempest-cron-tick:" + tick.FunctionID,
 				Workflow:  cronWorkflow,
 				Args:      []any{tick},
-				TaskQueue: a.opts.TaskQueue,
+				TaskQueue: taskQueue,
 			},
 		})
 		if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 			return fmt.Errorf("create schedule %s (%s): %w", id, tick.Cron, err)
 		}
 	}
-	have, err := a.redis.SMembers(ctx, flowcontrol.CronSetKey(a.opts.AppID)).Result()
+	have, err := a.redis.SMembers(ctx, flowcontrol.CronSetKey(appID)).Result()
 	if err != nil {
 		return err
 	}
@@ -155,7 +168,7 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 		if err := sc.GetHandle(ctx, id).Delete(ctx); err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("delete schedule %s: %w", id, err)
 		}
-		if err := a.redis.SRem(ctx, flowcontrol.CronSetKey(a.opts.AppID), id).Err(); err != nil {
+		if err := a.redis.SRem(ctx, flowcontrol.CronSetKey(appID), id).Err(); err != nil {
 			return err
 		}
 	}

@@ -52,6 +52,7 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 	}
 	appID := r.App()
 	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK}
+	var compiled []*function
 	for _, sf := range r.Functions {
 		c, err := sf.Config()
 		if err != nil {
@@ -60,9 +61,11 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		if !strings.HasPrefix(c.ID, appID+"-") {
 			return SyncOutcome{}, fmt.Errorf("%w: function %q does not start with the app id %q", ErrInvalidSync, c.ID, appID+"-")
 		}
-		if _, err := functionFromConfig(appID, app.TaskQueue, c); err != nil {
+		f, err := functionFromConfig(appID, app.TaskQueue, c)
+		if err != nil {
 			return SyncOutcome{}, fmt.Errorf("%w: %v", ErrInvalidSync, err)
 		}
+		compiled = append(compiled, f)
 		app.Functions = append(app.Functions, c)
 	}
 	slices.SortFunc(app.Functions, func(x, y registry.Function) int { return strings.Compare(x.ID, y.ID) })
@@ -76,6 +79,10 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		return out, fmt.Errorf("%w: app id %q belongs to a Go app of this environment: give the SDK app another id", ErrInvalidSync, appID)
 	case prev.URL == app.URL && prev.SDK == app.SDK && sameFunctions(prev.Functions, app.Functions):
 		return out, nil
+	}
+	// Schedules first: a sync retried after a failure here publishes then.
+	if err := a.syncSchedules(ctx, appID, app.TaskQueue, compiled); err != nil {
+		return out, fmt.Errorf("cron schedules of app %s: %w", appID, err)
 	}
 	if err := registry.Publish(ctx, a.redis, a.opts.Environment, app); err != nil {
 		return out, err
@@ -390,6 +397,7 @@ func (a *App) startSDKWorker() (worker.Worker, error) {
 		return run(ctx, in)
 	}, workflow.DynamicRegisterOptions{})
 	w.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
+	w.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start the SDK worker: %w", err)
 	}

@@ -18,19 +18,20 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
 // tempest is one Tempest server (event API, REST, Go worker, SDK worker) for a test.
 type tempest struct {
-	t    *testing.T
 	app  *adapter.App
 	base string
 	key  string // signing key ("" in dev)
 }
 
-func startTempest(t *testing.T, mod func(*adapter.Options)) *tempest {
+func startTempest(t testing.TB, mod func(*adapter.Options)) *tempest {
 	t.Helper()
 	app := testenv.App(t, mod)
 	// A Go function an SDK function invokes (SDK → Go).
@@ -49,7 +50,7 @@ func startTempest(t *testing.T, mod func(*adapter.Options)) *tempest {
 	done := make(chan error, 1)
 	go func() { done <- app.ServeListener(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &tempest{t: t, app: app, base: "http://" + ln.Addr().String(), key: app.Options().SigningKey}
+	return &tempest{app: app, base: "http://" + ln.Addr().String(), key: app.Options().SigningKey}
 }
 
 // jsApp is e2e/js/app.mjs running in node.
@@ -60,7 +61,7 @@ type jsApp struct {
 
 func (j *jsApp) serveURL() string { return j.base + "/api/inngest" }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func freePort(t *testing.T) int {
 
 // startJS starts the express app with env (INNGEST_* and CHECKPOINTING) on port (0: a
 // free one) and waits until it answers.
-func startJS(t *testing.T, port int, env ...string) *jsApp {
+func startJS(t testing.TB, port int, env ...string) *jsApp {
 	t.Helper()
 	dir, _ := filepath.Abs("js")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "inngest")); err != nil {
@@ -125,14 +126,14 @@ type jsState struct {
 	Log    []map[string]any `json:"log"`
 }
 
-func (j *jsApp) state(t *testing.T) jsState {
+func (j *jsApp) state(t testing.TB) jsState {
 	t.Helper()
 	var s jsState
 	doJSON(t, "GET", j.base+"/_state", "", nil, &s)
 	return s
 }
 
-func doJSON(t *testing.T, method, url, key string, body, out any) int {
+func doJSON(t testing.TB, method, url, key string, body, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -159,7 +160,7 @@ func doJSON(t *testing.T, method, url, key string, body, out any) int {
 }
 
 // sync asks Tempest to sync the app (POST /v2/apps) and checks it worked.
-func (s *tempest) sync(t *testing.T, j *jsApp) map[string]any {
+func (s *tempest) sync(t testing.TB, j *jsApp) map[string]any {
 	t.Helper()
 	var res struct {
 		Data  map[string]any `json:"data"`
@@ -172,7 +173,7 @@ func (s *tempest) sync(t *testing.T, j *jsApp) map[string]any {
 }
 
 // send sends one event and returns its id.
-func (s *tempest) send(t *testing.T, name string, data any) string {
+func (s *tempest) send(t testing.TB, name string, data any) string {
 	t.Helper()
 	var res struct {
 		IDs    []string `json:"ids"`
@@ -194,7 +195,7 @@ type run struct {
 }
 
 // runs waits until the event has want runs and all have ended.
-func (s *tempest) runs(t *testing.T, eventID string, want int) []run {
+func (s *tempest) runs(t testing.TB, eventID string, want int) []run {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var got []run
@@ -220,12 +221,12 @@ func (s *tempest) runs(t *testing.T, eventID string, want int) []run {
 }
 
 // one runs one event to its single run's end.
-func (s *tempest) one(t *testing.T, name string, data any) run {
+func (s *tempest) one(t testing.TB, name string, data any) run {
 	t.Helper()
 	return s.runs(t, s.send(t, name, data), 1)[0]
 }
 
-func wantRun(t *testing.T, r run, status, output string) {
+func wantRun(t testing.TB, r run, status, output string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("run %s of %s: status %s, want %s (output %s)", r.RunID, r.FunctionID, r.Status, status, r.Output)
@@ -242,7 +243,7 @@ func wantRun(t *testing.T, r run, status, output string) {
 	}
 }
 
-func wantCounts(t *testing.T, s jsState, want map[string]int) {
+func wantCounts(t testing.TB, s jsState, want map[string]int) {
 	t.Helper()
 	for k, n := range want {
 		if s.Counts[k] != n {
@@ -356,6 +357,30 @@ func TestJSApp(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	})
+	t.Run("cron", func(t *testing.T) {
+		h := s.app.Schedule(context.Background(), "shop-ticker", "TZ=Europe/Paris 0 0 1 1 *")
+		if err := h.Trigger(context.Background(), client.ScheduleTriggerOptions{}); err != nil {
+			t.Fatalf("the sync made no schedule for the cron trigger: %v", err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for j.state(t).Counts["ticker.tick"] < 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the cron tick did not run the function")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if l := j.state(t).Log; l[len(l)-1]["what"] != "inngest/scheduled.timer" {
+			t.Fatalf("the tick's event: %v", l[len(l)-1])
+		}
+		// Removing the app removes its schedules.
+		if code := doJSON(t, "DELETE", s.base+"/v2/apps/shop", "", nil, nil); code != 200 {
+			t.Fatalf("DELETE /v2/apps/shop: HTTP %d", code)
+		}
+		if _, err := h.Describe(context.Background()); err == nil {
+			t.Fatal("the app's schedule outlived the app")
+		}
+		s.sync(t, j) // the next subtests need it
 	})
 	t.Run("cancelOn", func(t *testing.T) {
 		ev := s.send(t, "shop/cancellable", map[string]any{"id": "c1"})

@@ -571,3 +571,48 @@ func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+const appsUsage = `Usage:
+  tempest apps sync URL      sync the Inngest SDK app served at URL (like http://127.0.0.1:3000/api/inngest)
+  tempest apps resync APP    sync a synced SDK app again from its URL (after a deploy)
+`
+
+// appsCmd is `tempest apps`: syncing Inngest SDK apps.
+func appsCmd(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageErr("%s", appsUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("tempest apps "+sub, flag.ContinueOnError)
+	c, asJSON := clientFlags(fs)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), appsUsage+"\n"); fs.PrintDefaults() }
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr("apps %s: give one %s", sub, map[bool]string{true: "URL", false: "app id"}[sub == "sync"])
+	}
+	var res api.SyncResult
+	var raw json.RawMessage
+	switch sub {
+	case "sync":
+		raw, err = c.do(ctx, http.MethodPost, "/v2/apps", map[string]string{"url": pos[0]}, &res)
+	case "resync":
+		raw, err = c.do(ctx, http.MethodPost, "/v2/apps/"+url.PathEscape(pos[0])+"/sync", nil, &res)
+	default:
+		return usageErr("%s", appsUsage)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(out, raw)
+	}
+	changed := "unchanged"
+	if res.Modified {
+		changed = "updated"
+	}
+	fmt.Fprintf(out, "app %s: %d functions, %s (%s sync)\n", res.AppID, res.Functions, changed, res.Kind)
+	return nil
+}

@@ -310,9 +310,33 @@ const crashy = inngest.createFunction(
   },
 );
 
+// A cron trigger that fires once a year: the test triggers its schedule by hand.
+const ticker = inngest.createFunction(
+  { id: "ticker", triggers: [{ cron: "TZ=Europe/Paris 0 0 1 1 *" }] },
+  async ({ event, step }) => {
+    await step.run("tick", () => {
+      bump("ticker.tick");
+      log.push({ fn: "ticker", what: event.name });
+      return null;
+    });
+  },
+);
+
+// One step that records when it began (BenchmarkSDKApp; load.mjs sends bench/intake).
+const bench = inngest.createFunction(
+  { id: "bench", triggers: [{ event: "bench/intake" }] },
+  async ({ event, step }) => {
+    await step.run("start", () => {
+      bump("bench.start");
+      if (String(event.data.k).startsWith("idle")) log.push({ fn: "bench", what: Date.now() });
+      return null;
+    });
+  },
+);
+
 const functions = [
   hello, three, flaky, fatal, caught, later, sleepy, waiter, child, parent,
-  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy,
+  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy, ticker, bench,
 ];
 
 const app = express();
