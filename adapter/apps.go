@@ -139,7 +139,7 @@ func (a *App) RemoveApp(ctx context.Context, id string) error {
 		return err
 	}
 	if app.URL != "" { // an SDK app's schedules go with it (a Go app's worker owns its own)
-		if err := a.syncSchedules(ctx, id, app.TaskQueue, nil); err != nil {
+		if err := a.syncSchedules(ctx, a.sdkScope(), id, app.TaskQueue, nil); err != nil {
 			return err
 		}
 	}

@@ -106,9 +106,14 @@ func (c cronActivities) StartScheduled(ctx context.Context, t cronTick, schedule
 	return runID, a.logDispatched(ctx, ev, listed)
 }
 
-// scheduleID names the schedule of one cron trigger of a function.
-func scheduleID(slug, expr string) string {
+// scheduleID names the schedule of one cron trigger of a function. Schedules are the
+// namespace's: scope keeps apart SDK apps of the same id synced in several environments
+// ("sdk:<env>"); Go apps' schedules keep their unscoped ids ("").
+func scheduleID(scope, slug, expr string) string {
 	h := sha256.Sum256([]byte(expr))
+	if scope != "" {
+		slug = scope + ":" + slug
+	}
 	return "tempest-cron:" + slug + ":" + hex.EncodeToString(h[:6])
 }
 
@@ -123,21 +128,28 @@ func (a *App) SyncSchedules(ctx context.Context) error {
 		fns = append(fns, f)
 	}
 	a.mu.RUnlock()
-	return a.syncSchedules(ctx, a.opts.AppID, a.opts.TaskQueue, fns)
+	return a.syncSchedules(ctx, "", a.opts.AppID, a.opts.TaskQueue, fns)
 }
+
+// sdkScope is the schedule scope of the environment's SDK apps.
+func (a *App) sdkScope() string { return "sdk:" + a.opts.Environment }
 
 // syncSchedules makes app appID's schedules those of the cron triggers of fns, ticking on
 // taskQueue (this app's, or the SDK apps' queue).
-func (a *App) syncSchedules(ctx context.Context, appID, taskQueue string, fns []*function) error {
+func (a *App) syncSchedules(ctx context.Context, scope, appID, taskQueue string, fns []*function) error {
 	want := map[string]cronTick{}
 	for _, f := range fns {
 		for _, c := range f.crons {
-			want[scheduleID(f.slug, c)] = cronTick{FunctionID: f.slug, Cron: c}
+			want[scheduleID(scope, f.slug, c)] = cronTick{FunctionID: f.slug, Cron: c}
 		}
+	}
+	set := flowcontrol.CronSetKey(appID)
+	if scope != "" {
+		set = flowcontrol.CronSetKey(scope + ":" + appID)
 	}
 	sc := a.temporal.ScheduleClient()
 	for id, tick := range want {
-		if err := a.redis.SAdd(ctx, flowcontrol.CronSetKey(appID), id).Err(); err != nil {
+		if err := a.redis.SAdd(ctx, set, id).Err(); err != nil {
 			return err
 		}
 		_, err := sc.Create(ctx, client.ScheduleOptions{
@@ -156,7 +168,7 @@ func (a *App) syncSchedules(ctx context.Context, appID, taskQueue string, fns []
 			return fmt.Errorf("create schedule %s (%s): %w", id, tick.Cron, err)
 		}
 	}
-	have, err := a.redis.SMembers(ctx, flowcontrol.CronSetKey(appID)).Result()
+	have, err := a.redis.SMembers(ctx, set).Result()
 	if err != nil {
 		return err
 	}
@@ -168,7 +180,7 @@ func (a *App) syncSchedules(ctx context.Context, appID, taskQueue string, fns []
 		if err := sc.GetHandle(ctx, id).Delete(ctx); err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("delete schedule %s: %w", id, err)
 		}
-		if err := a.redis.SRem(ctx, flowcontrol.CronSetKey(appID), id).Err(); err != nil {
+		if err := a.redis.SRem(ctx, set, id).Err(); err != nil {
 			return err
 		}
 	}
@@ -177,9 +189,12 @@ func (a *App) syncSchedules(ctx context.Context, appID, taskQueue string, fns []
 
 // Schedule returns the handle of the schedule of a function's cron trigger.
 func (a *App) Schedule(ctx context.Context, functionID, expr string) client.ScheduleHandle {
-	slug := functionID
+	slug, scope := functionID, ""
 	if f, ok := a.resolve(functionID); ok {
 		slug = f.Slug
 	}
-	return a.temporal.ScheduleClient().GetHandle(ctx, scheduleID(slug, expr))
+	if f, ok := a.routed(slug); ok && f.url != "" {
+		scope = a.sdkScope()
+	}
+	return a.temporal.ScheduleClient().GetHandle(ctx, scheduleID(scope, slug, expr))
 }

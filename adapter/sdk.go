@@ -81,7 +81,7 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		return out, nil
 	}
 	// Schedules first: a sync retried after a failure here publishes then.
-	if err := a.syncSchedules(ctx, appID, app.TaskQueue, compiled); err != nil {
+	if err := a.syncSchedules(ctx, a.sdkScope(), appID, app.TaskQueue, compiled); err != nil {
 		return out, fmt.Errorf("cron schedules of app %s: %w", appID, err)
 	}
 	if err := registry.Publish(ctx, a.redis, a.opts.Environment, app); err != nil {

@@ -366,6 +366,14 @@ func TestJSApp(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for j.state(t).Counts["ticker.tick"] < 1 {
 			if time.Now().After(deadline) {
+				d, err := h.Describe(context.Background())
+				if err == nil {
+					for _, a := range d.Info.RecentActions {
+						var res any
+						werr := s.app.Temporal().GetWorkflow(context.Background(), a.StartWorkflowResult.WorkflowID, a.StartWorkflowResult.FirstExecutionRunID).Get(context.Background(), &res)
+						t.Logf("tick %s: %v %v", a.StartWorkflowResult.WorkflowID, res, werr)
+					}
+				}
 				t.Fatal("the cron tick did not run the function")
 			}
 			time.Sleep(100 * time.Millisecond)

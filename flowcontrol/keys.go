@@ -19,7 +19,7 @@ import (
 //	tempest:payload:<sha256>                       a payload stored by reference (payloads.go)
 //	tempest:cancel:<run>                           a run's cancellation was requested
 //	tempest:skipped:<run>                          a run skipped by its singleton (package adapter)
-//	tempest:cron:<app>                             an app's schedule ids (package adapter)
+//	tempest:cron:<app>, :sdk:<env>:<app>            an app's schedule ids (package adapter)
 //	tempest:{ck:<run>}:call, :ops, :bytes           an SDK run's checkpoints (checkpoint.lua)
 //	tempest:{reg:<env>}:apps, :version, :changed, :paused   the environment's registry (internal/registry)
 //
