@@ -57,11 +57,6 @@ type FunctionInfo struct {
 	Retries   int
 }
 
-// DropCheckpoints deletes an SDK run's checkpoints when it ends.
-func (a *Activities) DropCheckpoints(ctx context.Context, runID string) error {
-	return flowcontrol.DropCheckpoints(ctx, a.Redis, runID)
-}
-
 // SendEvents emits a run's system events (inngest/function.finished, .failed, .cancelled).
 func (a *Activities) SendEvents(ctx context.Context, events []json.RawMessage, eventIDs []ulid.ULID) ([]string, error) {
 	return a.Send(ctx, events, eventIDs, true)

@@ -261,7 +261,8 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 	}
 	if qi != "" && ans.SDK && ans.Status == http.StatusPartialContent {
 		// The call's result is the steps it checkpointed, then what it answered.
-		all, err := flowcontrol.Checkpoints(ctx, a.redis, run)
+		completed := slices.ContainsFunc(ans.Ops, func(op sdkhttp.Op) bool { return op.Op == sdkhttp.OpRunComplete })
+		all, err := flowcontrol.Checkpoints(ctx, a.redis, run, completed)
 		if err != nil {
 			return nil, err
 		}

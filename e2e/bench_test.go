@@ -40,22 +40,30 @@ func benchSDKApp(b *testing.B) {
 	}
 	slices.Sort(lat)
 	b.ReportMetric(lat[len(lat)/2], "idle-ms-p50")
-	// Burst: 1000 events from 8 senders.
-	base := j.state(b).Counts["bench.start"]
-	dir, _ := filepath.Abs("js")
-	cmd := exec.Command("node", "load.mjs", s.base, "burst", "1000", "8", "--name", "bench/intake", "--warmup", "0")
-	cmd.Dir = dir
-	began := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("load.mjs: %v\n%s", err, out)
-	}
-	for j.state(b).Counts["bench.start"] < base+1000 {
-		if time.Since(began) > 5*time.Minute {
-			b.Fatal("1000 runs did not begin within 5 minutes")
+	// Burst: 1000 events from 8 senders, to the SDK function, then to the same function in
+	// Go (the baseline: what Tempest does without an app to call).
+	burst := func(name string, begun func() int64) float64 {
+		base := begun()
+		dir, _ := filepath.Abs("js")
+		cmd := exec.Command("node", "load.mjs", s.base, "burst", "1000", "8", "--name", name, "--warmup", "0")
+		cmd.Dir = dir
+		began := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("load.mjs: %v\n%s", err, out)
 		}
-		time.Sleep(20 * time.Millisecond)
+		for begun() < base+1000 {
+			if time.Since(began) > 5*time.Minute {
+				b.Fatalf("%s: 1000 runs did not begin within 5 minutes", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return 1000 / time.Since(began).Seconds()
 	}
-	b.ReportMetric(1000/time.Since(began).Seconds(), "steps-begun/s")
+	sdk := burst("bench/intake", func() int64 { return int64(j.state(b).Counts["bench.start"]) })
+	goRate := burst("bench/go", goStepsBegun.Load)
+	b.ReportMetric(sdk, "steps-begun/s")
+	b.ReportMetric(goRate, "go-steps-begun/s")
+	b.ReportMetric(sdk/goRate, "sdk/go")
 	// Ten steps of 100 ms in one checkpointed call.
 	t0 := time.Now()
 	r := s.runs(tt, s.send(tt, "shop/tensteps", nil), 1)[0]

@@ -15,14 +15,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/tempestrun/tempest/adapter"
+	"github.com/tempestrun/tempest/adapter/step"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
+
+// goStepsBegun counts the steps of bench-go that began.
+var goStepsBegun atomic.Int64
 
 // tempest is one Tempest server (event API, REST, Go worker, SDK worker) for a test.
 type tempest struct {
@@ -38,6 +43,17 @@ func startTempest(t testing.TB, mod func(*adapter.Options)) *tempest {
 	_, err := adapter.CreateFunction(app, adapter.FunctionOpts{ID: "greet"}, adapter.EventTrigger("go/greet", nil),
 		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
 			return map[string]any{"hi": in.Event.Data["name"]}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same one-step function in Go, the baseline of BenchmarkSDKApp.
+	_, err = adapter.CreateFunction(app, adapter.FunctionOpts{ID: "bench-go"}, adapter.EventTrigger("bench/go", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) {
+			return step.Run(ctx, "start", func(ctx context.Context) (any, error) {
+				goStepsBegun.Add(1)
+				return nil, nil
+			})
 		})
 	if err != nil {
 		t.Fatal(err)

@@ -15,11 +15,15 @@ import (
 // before the app's 200, until the call's outcome is in the run's history; a retried call
 // sends them back as memoized steps, so a step the app checkpointed never runs again.
 // A run's checkpoints are one list (a step id appears in it once the app has reported it; a
-// later call is sent the ones it already has again, harmlessly). The run deletes its keys
-// when it ends; they expire after CheckpointTTL in any case.
+// later call is sent the ones it already has again, harmlessly). They expire CheckpointTTL
+// after the last checkpoint, or CompletedTTL after the call that completed the run read them
+// (long enough for its outcome to reach the run's history, however its worker fares).
 
 // CheckpointTTL is how long a call's checkpoints are kept.
 const CheckpointTTL = 24 * time.Hour
+
+// CompletedTTL is how long a completed run's checkpoints are kept.
+const CompletedTTL = 10 * time.Minute
 
 // MaxCheckpointBytes bounds what one call may checkpoint, as Inngest bounds a run's state.
 const MaxCheckpointBytes = 32 << 20
@@ -73,20 +77,21 @@ func AppendCheckpoint(ctx context.Context, rdb redis.UniversalClient, run, qi st
 	return 0, fmt.Errorf("checkpoint.lua: unexpected reply %d", n)
 }
 
-// Checkpoints are the ops the run's calls checkpointed so far.
-func Checkpoints(ctx context.Context, rdb redis.UniversalClient, run string) ([]json.RawMessage, error) {
-	_, list, _ := checkpointKeys(run)
-	vals, err := rdb.LRange(ctx, list, 0, -1).Result()
-	if err != nil {
+// Checkpoints are the ops the run's calls checkpointed so far; completed (the app reported
+// the run complete) shortens their life to CompletedTTL.
+func Checkpoints(ctx context.Context, rdb redis.UniversalClient, run string, completed bool) ([]json.RawMessage, error) {
+	g, list, size := checkpointKeys(run)
+	pipe := rdb.TxPipeline()
+	vals := pipe.LRange(ctx, list, 0, -1)
+	if completed {
+		for _, k := range []string{g, list, size} {
+			pipe.PExpire(ctx, k, CompletedTTL)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("checkpoints of %s: %w", run, err)
 	}
-	return raw(vals), nil
-}
-
-// DropCheckpoints deletes a run's checkpoints when it ends.
-func DropCheckpoints(ctx context.Context, rdb redis.UniversalClient, run string) error {
-	g, list, size := checkpointKeys(run)
-	return rdb.Del(ctx, g, list, size).Err()
+	return raw(vals.Val()), nil
 }
 
 func raw(vals []string) []json.RawMessage {

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/workflow"
-
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/internal/sdkhttp"
 )
@@ -31,15 +29,7 @@ func SDK(ctx context.Context, call Call) (any, error) {
 		return nil, err
 	}
 	r := &sdkRun{acts: st.acts, in: call.Input, steps: map[string]json.RawMessage{}, version: -1}
-	out, err := r.run(ctx)
-	if r.calls > 0 && err == nil {
-		// The run's checkpoints are in its history now (a failed run's expire on their own).
-		lctx := st.waitLA(st.wctx, "drop checkpoints")
-		if derr := workflow.ExecuteLocalActivity(lctx, st.acts.DropCheckpoints, st.in.RunID).Get(lctx, nil); derr != nil {
-			return nil, derr
-		}
-	}
-	return out, err
+	return r.run(ctx)
 }
 
 // sdkRun is what the app is told on every call: the memoized steps (by hashed id) and the
