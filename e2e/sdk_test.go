@@ -19,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/internal/devserver"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
 
@@ -575,4 +577,73 @@ func TestJSAppFlowControl(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// TestJSAppRedisOutage stops Redis (SIGKILL, its own server with AOF) for 3 s while a
+// checkpointed call runs its second step, and starts it again: the run completes, and the
+// step checkpointed before the outage does not run again.
+func TestJSAppRedisOutage(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := startTempest(t, func(o *adapter.Options) { o.Redis = rdb })
+	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	s.sync(t, j)
+	ev := s.send(t, "shop/outage", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for j.state(t).Counts["outage.two"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("step two did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Down for 3 s: the SDK's checkpoint of step two fails through its retries, and so do
+	// Tempest's reads at the end of the call.
+	rs.Kill()
+	time.Sleep(3 * time.Second)
+	rs.Start()
+	wantRun(t, s.runs(t, ev, 1)[0], "Completed", `"survived"`)
+	wantCounts(t, j.state(t), map[string]int{"outage.one": 1, "outage.three": 1})
+}
+
+// TestJSAppSplit runs the app against the production shape: Temporal and the event log on
+// PostgreSQL, two Tempest servers of one environment. The app talks to one (sync, its
+// checkpoints, its sends); events go to the other; either server's SDK worker calls the app.
+func TestJSAppSplit(t *testing.T) {
+	pg := testenv.Postgres(t)
+	db := fmt.Sprintf("tempest_sdk_%d", time.Now().UnixNano()%1e9)
+	admin := *pg
+	admin.Path = "/postgres"
+	srv, err := devserver.Start(context.Background(), devserver.Options{
+		DatabaseURL: pg.JoinPath(db).String(), HistoryShards: 2, Port: -1, SearchAttributes: adapter.SearchAttributes(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("psql", admin.String(), "-qc", "CREATE DATABASE "+db+"_events").CombinedOutput(); err != nil {
+		t.Fatalf("create the event log's database: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		srv.Stop()
+		for _, name := range []string{db, db + "_visibility", db + "_events"} {
+			_ = exec.Command("psql", admin.String(), "-qc", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)").Run()
+		}
+	})
+	tc, err := client.Dial(client.Options{HostPort: srv.Address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	env := fmt.Sprintf("split-%d", time.Now().UnixNano()%1e9)
+	shape := func(o *adapter.Options) {
+		o.Temporal, o.Environment, o.DatabaseURL = tc, env, pg.JoinPath(db+"_events").String()
+	}
+	a, b := startTempest(t, shape), startTempest(t, shape)
+	j := startJS(t, 0, "INNGEST_DEV="+a.base)
+	b.sync(t, j)
+	wantRun(t, b.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
+	wantRun(t, b.one(t, "shop/parallel", nil), "Completed", `6`)
+	wantRun(t, b.one(t, "shop/invoke", map[string]any{"n": 2}), "Completed", `{"child":{"doubled":4},"go":null}`)
+	wantRun(t, b.one(t, "shop/send", nil), "Completed", `"sent"`)
+	wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
 }

@@ -334,9 +334,24 @@ const bench = inngest.createFunction(
   },
 );
 
+// Three steps, the second slow (1.5 s): a test stops Redis while it runs.
+const outage = inngest.createFunction(
+  { id: "outage", triggers: [{ event: "shop/outage" }] },
+  async ({ step }) => {
+    await step.run("one", () => bump("outage.one"));
+    await step.run("two", async () => {
+      bump("outage.two");
+      await sleep(1500);
+      return 2;
+    });
+    await step.run("three", () => bump("outage.three"));
+    return "survived";
+  },
+);
+
 const functions = [
   hello, three, flaky, fatal, caught, later, sleepy, waiter, child, parent,
-  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy, ticker, bench,
+  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy, ticker, bench, outage,
 ];
 
 const app = express();

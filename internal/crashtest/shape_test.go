@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -23,29 +21,6 @@ import (
 	"github.com/tempestrun/tempest/internal/devserver"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
-
-// postgresBase is the test PostgreSQL ($TEMPEST_TEST_POSTGRES); without one the test fails
-// under CI and is skipped elsewhere.
-func postgresBase(t *testing.T) *url.URL {
-	t.Helper()
-	base := os.Getenv("TEMPEST_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TEMPEST_TEST_POSTGRES %q: %v", base, err)
-	}
-	admin := *u
-	admin.Path = "/postgres"
-	if out, err := exec.Command("psql", admin.String(), "-qAtc", "select 1").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at %s is unreachable (.ci/run starts it): %v %s", u.Host, err, out)
-		}
-		t.Skipf("no PostgreSQL at %s: %v %s", u.Host, err, out)
-	}
-	return u
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -62,7 +37,7 @@ func freeAddr(t *testing.T) string {
 // ids go to either gateway; one gateway is killed with SIGKILL mid-load and comes back.
 // Every acknowledged event has exactly one run in each app's function: none lost, none twice.
 func TestProductionShapeLosesAndDuplicatesNothing(t *testing.T) {
-	pg := postgresBase(t)
+	pg := testenv.Postgres(t)
 	db := fmt.Sprintf("tempest_shape_%d", time.Now().UnixNano()%1e9)
 	dbURL := *pg
 	dbURL.Path = "/" + db
