@@ -24,6 +24,7 @@ import (
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/devserver"
 	"github.com/tempestrun/tempest/internal/testenv"
 )
@@ -646,4 +647,106 @@ func TestJSAppSplit(t *testing.T) {
 	wantRun(t, b.one(t, "shop/invoke", map[string]any{"n": 2}), "Completed", `{"child":{"doubled":4},"go":null}`)
 	wantRun(t, b.one(t, "shop/send", nil), "Completed", `"sent"`)
 	wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
+}
+
+// TestJSAppStreaming runs the app with streaming on (201, keep-alive spaces, then the answer
+// wrapped in JSON).
+func TestJSAppStreaming(t *testing.T) {
+	s := startTempest(t, nil)
+	j := startJS(t, 0, "INNGEST_DEV="+s.base, "INNGEST_STREAMING=true", "CHECKPOINTING=off")
+	s.sync(t, j)
+	wantRun(t, s.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
+	wantRun(t, s.one(t, "shop/retryafter", nil), "Completed", `"done"`)
+	wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1})
+}
+
+// TestRegisterRefusals: syncs that can never succeed get a 400 whose body carries the
+// status and the reason, as the SDK reports them.
+func TestRegisterRefusals(t *testing.T) {
+	s := startTempest(t, nil)
+	fn := func(extra string) string {
+		return `{"id":"shop-f","triggers":[{"event":"a/b"}],"steps":{"step":{"runtime":{"type":"http","url":"http://127.0.0.1:1/api/inngest"}}}` + extra + `}`
+	}
+	body := func(app, sdk, fns string) string {
+		return `{"url":"http://127.0.0.1:1/api/inngest","appName":"` + app + `","sdk":"` + sdk + `","functions":[` + fns + `]}`
+	}
+	post := func(b string, hdr ...string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", s.base+"/fn/register", strings.NewReader(b))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	for name, c := range map[string]struct {
+		body string
+		hdr  []string
+		want string
+	}{
+		"server kind":    {body("shop", "js:v4.24.0", fn("")), []string{"X-Inngest-Expected-Server-Kind", "cloud"}, "expects an Inngest cloud server"},
+		"no app id":      {body("", "js:v4.24.0", fn("")), nil, "appName is empty"},
+		"blocked SDK":    {body("shop", "js:v3.30.0", fn("")), nil, "CVE-2026-42047"},
+		"bad cron":       {body("shop", "js:v4.24.0", strings.Replace(fn(""), `{"event":"a/b"}`, `{"cron":"every day"}`, 1)), nil, "cron"},
+		"bad CEL":        {body("shop", "js:v4.24.0", fn(`,"idempotency":"event.data.(("`)), nil, `function "f"`},
+		"bad period":     {body("shop", "js:v4.24.0", fn(`,"throttle":{"limit":1,"period":"soon"}`)), nil, "throttle.period"},
+		"other app's fn": {body("shop", "js:v4.24.0", strings.Replace(fn(""), "shop-f", "mail-f", 1)), nil, "does not start with the app id"},
+		"a Go app's id":  {body(s.app.AppID(), "js:v4.24.0", strings.Replace(fn(""), "shop-f", s.app.AppID()+"-f", 1)), nil, "belongs to a Go app"},
+	} {
+		code, out := post(c.body, c.hdr...)
+		msg, _ := out["error"].(string)
+		if code != 400 || out["status"] != float64(400) || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: HTTP %d %v, want 400 with status 400 and %q", name, code, out, c.want)
+		}
+	}
+	if code, out := post(body("shop", "js:v4.24.0", fn(""))); code != 200 || out["modified"] != true {
+		t.Fatalf("a valid sync: HTTP %d %v", code, out)
+	}
+	if code, out := post(body("shop", "js:v4.24.0", fn(""))); code != 200 || out["modified"] != false {
+		t.Fatalf("the same sync again: HTTP %d %v, want modified false", code, out)
+	}
+	if code, _ := post(`{"url":"http://x/api","appName":"shop","pad":"` + strings.Repeat("x", 5<<20) + `"}`); code != 413 {
+		t.Fatalf("a 5 MiB sync: HTTP %d, want 413", code)
+	}
+}
+
+// TestCheckpointFencing: a checkpoint counts only for the call attempt in flight.
+func TestCheckpointFencing(t *testing.T) {
+	s := startTempest(t, nil)
+	_, rdb := testenv.Services(t)
+	run := fmt.Sprintf("run-%d", time.Now().UnixNano())
+	cp := func(qi string, gen int, data string) int {
+		b := fmt.Sprintf(`{"run_id":%q,"qi_id":%q,"generation_id":%d,"steps":[{"op":"StepRun","id":"abc","data":%s}]}`, run, qi, gen, data)
+		req, _ := http.NewRequest("POST", s.base+"/v1/checkpoint/"+run+"/async", strings.NewReader(b))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := cp("1", 1, "1"); code != 409 {
+		t.Fatalf("a checkpoint of no call in flight: HTTP %d, want 409", code)
+	}
+	if _, err := flowcontrol.BeginCall(context.Background(), rdb, run, "1", 2); err != nil {
+		t.Fatal(err)
+	}
+	if code := cp("1", 1, "1"); code != 409 {
+		t.Fatalf("a checkpoint of an earlier attempt: HTTP %d, want 409", code)
+	}
+	if code := cp("1", 2, "1"); code != 200 {
+		t.Fatalf("a checkpoint of the attempt in flight: HTTP %d, want 200", code)
+	}
+	if code := cp("1", 2, `"`+strings.Repeat("x", 5<<20)+`"`); code != 413 {
+		t.Fatalf("a 5 MiB step: HTTP %d, want 413", code)
+	}
+	prior, err := flowcontrol.BeginCall(context.Background(), rdb, run, "1", 3)
+	if err != nil || len(prior) != 1 {
+		t.Fatalf("the next attempt reads %d checkpoints (%v), want 1", len(prior), err)
+	}
 }
