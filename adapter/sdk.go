@@ -88,6 +88,10 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		return out, err
 	}
 	out.Modified = true
+	// This process routes to the app at once (the others within moments, on the notice).
+	if snap, err := registry.Load(ctx, a.redis, a.opts.Environment); err == nil {
+		a.applyRegistry(snap)
+	}
 	a.log.Info("SDK app synced", "app", appID, "url", r.URL, "sdk", r.SDK, "functions", len(app.Functions))
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -203,4 +204,44 @@ func testPort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// `tempest dev -u URL` syncs the Inngest SDK app at URL before it reports ready.
+func TestDevSyncsSDKApp(t *testing.T) {
+	dir, _ := filepath.Abs("../../e2e/js")
+	devPort, appPort := freePort(t), freePort(t)
+	app := exec.Command("node", "app.mjs")
+	app.Dir = dir
+	app.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", appPort), fmt.Sprintf("INNGEST_DEV=http://127.0.0.1:%d", devPort))
+	var appOut bytes.Buffer
+	app.Stdout, app.Stderr = &appOut, &appOut
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Process.Kill(); _ = app.Wait() })
+	appURL := fmt.Sprintf("http://127.0.0.1:%d/api/inngest", appPort)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(appURL); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app did not start:\n%s", appOut.String())
+		}
+	}
+	dev := startDevWith(t, func(c *devConfig) { c.Port, c.SDKURLs, c.PollInterval = devPort, repeated{appURL}, time.Second })
+	if !dev.App.Routes("shop-hello") {
+		t.Fatal("dev reported ready before the -u app was synced")
+	}
+	resp, err := http.Post(dev.APIURL+"/e/dev", "application/json", strings.NewReader(`{"name":"shop/hello","data":{"name":"Ada"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids struct{ IDs []string }
+	json.NewDecoder(resp.Body).Decode(&ids)
+	resp.Body.Close()
+	r := pollRuns(t, dev.APIURL, ids.IDs[0], 1)[0]
+	if got, _ := json.Marshal(r["output"]); r["status"] != "Completed" || string(got) != `{"message":"Hello Ada"}` {
+		t.Fatalf("the SDK app's run: %s %s", r["status"], got)
+	}
 }

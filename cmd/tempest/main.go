@@ -101,6 +101,9 @@ type devConfig struct {
 	TemporalDB     string
 	QueuePollRPS   int
 	Log            logConfig
+	// SDKURLs are Inngest SDK apps to sync (-u), again every PollInterval (0: once).
+	SDKURLs      repeated
+	PollInterval time.Duration
 }
 
 func (c *devConfig) flags(fs *flag.FlagSet) {
@@ -116,6 +119,9 @@ func (c *devConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "error", "log level of the embedded Temporal server (error, warn, info, debug)")
 	fs.IntVar(&c.QueuePollRPS, "queue-poll-rps", DefaultQueuePollRPS, "reads per second of each history shard's transfer and timer queues of the embedded Temporal (Temporal's own default is 20: up to 50 ms more for starts whose worker runs in another process, 10-20% more throughput under load)")
 	c.Log.flags(fs, false)
+	fs.Var(&c.SDKURLs, "u", "serve URL of an Inngest SDK app to sync, like http://127.0.0.1:3000/api/inngest (repeatable, or comma-separated)")
+	fs.Var(&c.SDKURLs, "sdk-url", "the same as -u")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 5*time.Second, "how often the -u apps are synced again (an unchanged app changes nothing); 0 syncs once")
 	fs.StringVar(&c.TemporalDB, "temporal-db", "", "PostgreSQL for the embedded Temporal instead of SQLite: postgres://user@host:5432/dbname (dbname and dbname_visibility are created if missing)")
 }
 
@@ -220,6 +226,14 @@ func runDev(ctx context.Context, cfg devConfig, out io.Writer, ready func(devSta
 	fmt.Fprintf(out, "  Redis:       %s\n", redisDesc)
 	fmt.Fprintf(out, "  Functions:   tempest-dev-hello-world (demo/hello.world), tempest-dev-charge (demo/charge.requested)\n")
 	fmt.Fprintf(out, "Try: curl -s %s/e/dev -d '{\"name\":\"demo/hello.world\",\"data\":{\"name\":\"Ada\"}}'\n", st.APIURL)
+	if len(cfg.SDKURLs) > 0 {
+		// The first sync is tried before dev reports ready; then every PollInterval.
+		syncer := &appSyncer{app: app, log: logger, state: map[string]string{}}
+		syncer.syncAll(ctx, cfg.SDKURLs)
+		if cfg.PollInterval > 0 {
+			go syncer.poll(ctx, cfg.SDKURLs, cfg.PollInterval)
+		}
+	}
 	if ready != nil {
 		ready(st)
 	}
