@@ -326,7 +326,7 @@ func (a *App) Checkpoint(ctx context.Context, runID string, body []byte) error {
 		}
 		// Only what the run needs is kept (the SDK adds fields of its own).
 		b, err := json.Marshal(sdkhttp.Op{Op: op.Op, ID: op.ID, Name: op.Name, DisplayName: op.DisplayName,
-			Data: op.Data, Error: op.Error, Userland: op.Userland})
+			Data: op.Data, Error: op.Error, Userland: op.Userland, Timing: op.Timing})
 		if err != nil {
 			return err
 		}

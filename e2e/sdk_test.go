@@ -206,6 +206,26 @@ func (s *tempest) send(t testing.TB, name string, data any) string {
 	return res.IDs[0]
 }
 
+// trace is a run's steps as "kind id STATUS, ...".
+func (s *tempest) trace(t testing.TB, runID string) string {
+	t.Helper()
+	var body struct {
+		Data struct {
+			Steps []struct {
+				ID     string `json:"step_id"`
+				Kind   string `json:"kind"`
+				Status string `json:"status"`
+			} `json:"steps"`
+		} `json:"data"`
+	}
+	doJSON(t, "GET", s.base+"/v2/runs/"+runID+"/trace", s.key, nil, &body)
+	var parts []string
+	for _, st := range body.Data.Steps {
+		parts = append(parts, st.Kind+" "+st.ID+" "+st.Status)
+	}
+	return strings.Join(parts, ", ")
+}
+
 type run struct {
 	RunID      string          `json:"run_id"`
 	FunctionID string          `json:"function_id"`
@@ -295,8 +315,13 @@ func TestJSApp(t *testing.T) {
 		wantCounts(t, j.state(t), map[string]int{"hello.greet": 1})
 	})
 	t.Run("three steps, each body once, in one checkpointed call", func(t *testing.T) {
-		wantRun(t, s.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
+		r := s.one(t, "shop/three", nil)
+		wantRun(t, r, "Completed", `{"out":"abc"}`)
 		wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "calls:shop-three": 1})
+		// The trace lists the app's steps by name, as a Go run's.
+		if got := s.trace(t, r.RunID); got != "step.run a COMPLETED, step.run b COMPLETED, step.run c COMPLETED" {
+			t.Fatalf("trace: %s", got)
+		}
 	})
 	t.Run("retries with attempt numbers", func(t *testing.T) {
 		wantRun(t, s.one(t, "shop/flaky", nil), "Completed", `"ok"`)
@@ -322,9 +347,13 @@ func TestJSApp(t *testing.T) {
 	})
 	t.Run("sleep", func(t *testing.T) {
 		began := time.Now()
-		wantRun(t, s.one(t, "shop/sleep", nil), "Completed", `"woke"`)
+		r := s.one(t, "shop/sleep", nil)
+		wantRun(t, r, "Completed", `"woke"`)
 		if d := time.Since(began); d < time.Second {
 			t.Fatalf("the run with a 1s sleep took %s", d)
+		}
+		if got := s.trace(t, r.RunID); !strings.Contains(got, "step.sleep nap COMPLETED") {
+			t.Fatalf("trace: %s", got)
 		}
 	})
 	t.Run("waitForEvent matched and timed out", func(t *testing.T) {

@@ -14,6 +14,10 @@ import (
 	"github.com/tempestrun/tempest/internal/sdkhttp"
 )
 
+// callPrefix starts the step id of every call to an SDK app (the trace lists the steps the
+// app reported instead).
+const callPrefix = "call the app: "
+
 // MaxSDKSteps is the most steps one run of an SDK function may take, as Inngest's.
 const MaxSDKSteps = 1000
 
@@ -54,9 +58,9 @@ func (e *errComplete) Error() string { return "the run completed" }
 
 func (r *sdkRun) run(ctx context.Context) (any, error) {
 	for {
-		name := "call the app: first step"
+		name := callPrefix + "first step"
 		if r.last != "" {
-			name = "call the app: next step after " + r.last
+			name = callPrefix + "next step after " + r.last
 		}
 		out, err := r.call(ctx, "step", name)
 		r.forcePlan = false
@@ -216,7 +220,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 	label := op.Label()
 	switch op.Op {
 	case sdkhttp.OpStepPlanned:
-		out, err := r.call(ctx, op.ID, "call the app: "+label)
+		out, err := r.call(ctx, op.ID, callPrefix+label)
 		if err != nil {
 			return err
 		}
@@ -226,7 +230,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 		if err != nil {
 			return err
 		}
-		if err := Sleep(ctx, "sleep "+label, d); err != nil {
+		if err := Sleep(ctx, label, d); err != nil {
 			return err
 		}
 		r.store(op, json.RawMessage("null"))
@@ -238,7 +242,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 			if err != nil {
 				return &NonRetriableError{Err: fmt.Errorf("step %q: wait timeout: %v", label, err)}
 			}
-			got, err = WaitForEvent(ctx, "wait for "+label, WaitOpts{Event: event, Timeout: timeout, If: o.If})
+			got, err = WaitForEvent(ctx, label, WaitOpts{Event: event, Timeout: timeout, If: o.If})
 			if err != nil && !errors.Is(err, ErrEventNotReceived) {
 				return err
 			}
@@ -253,7 +257,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 			}
 			timeout = d
 		}
-		out, err := Invoke(ctx, "invoke "+label, InvokeOpts{FunctionID: o.FunctionID, Data: o.Payload.Data, Timeout: timeout})
+		out, err := Invoke(ctx, label, InvokeOpts{FunctionID: o.FunctionID, Data: o.Payload.Data, Timeout: timeout})
 		var se *StepError
 		switch {
 		case errors.As(err, &se):

@@ -17,6 +17,7 @@ import (
 	"github.com/tempestrun/tempest/activities"
 	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
+	"github.com/tempestrun/tempest/internal/sdkhttp"
 )
 
 // Trace reads a run's step timeline from its history: the steps in the order the run first
@@ -254,6 +255,17 @@ func (t *tracer) attempt(a *historypb.MarkerRecordedEventAttributes, summary str
 	if out.Ended > 0 {
 		ended = time.UnixMilli(out.Ended).UTC()
 	}
+	if strings.HasPrefix(out.ID, callPrefix) {
+		// A call to an SDK app: the steps it ran are what the trace shows (the call itself
+		// only when it had failed attempts).
+		if i, ok := t.lookup(api.StepRun, out.ID); ok {
+			s := &t.steps[i]
+			s.Attempts = append(s.Attempts, api.TraceAttempt{Attempt: len(s.Attempts), Status: api.StepCompleted, StartedAt: started, EndedAt: ended})
+			s.Status, s.EndedAt, s.Error = api.StepCompleted, &ended, nil
+		}
+		t.appSteps(out.Data, started, ended)
+		return
+	}
 	i := t.step(api.StepRun, out.ID, started)
 	s := &t.steps[i]
 	att := api.TraceAttempt{Attempt: len(s.Attempts), Status: api.StepCompleted, StartedAt: started, EndedAt: ended}
@@ -265,6 +277,37 @@ func (t *tracer) attempt(a *historypb.MarkerRecordedEventAttributes, summary str
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// appSteps lists the steps an SDK app reported in one call, by the names the user gave them,
+// timed as the app reported (else as the call).
+func (t *tracer) appSteps(data json.RawMessage, callStart, callEnd time.Time) {
+	var out activities.CallOutcome
+	if json.Unmarshal(data, &out) != nil {
+		return
+	}
+	for _, op := range out.Ops {
+		if _, ok := op.Memo(); !ok {
+			continue
+		}
+		started, ended := callStart, callEnd
+		if op.Timing != nil && op.Timing.A > 0 {
+			started = time.Unix(0, op.Timing.A).UTC()
+			ended = started.Add(time.Duration(op.Timing.B))
+		}
+		i := t.step(api.StepRun, op.Label(), started)
+		s := &t.steps[i]
+		att := api.TraceAttempt{Attempt: len(s.Attempts), Status: api.StepCompleted, StartedAt: started, EndedAt: ended}
+		if op.Op == sdkhttp.OpStepFailed {
+			e := sdkhttp.ParseError(op.Error)
+			att.Status, att.Error = api.StepFailed, &api.StepErrorInfo{Name: e.Name, Message: e.Message}
+			s.Error = att.Error
+		} else if t.withOutput {
+			att.Output, s.Output = op.Data, op.Data
+		}
+		s.Attempts = append(s.Attempts, att)
+		s.Status, s.EndedAt = att.Status, &ended
+	}
+}
 
 func (t *tracer) timerStarted(ev *historypb.HistoryEvent, at time.Time) {
 	a := ev.GetTimerStartedEventAttributes()

@@ -104,6 +104,11 @@ type Op struct {
 	Userland    *struct {
 		ID string `json:"id"`
 	} `json:"userland,omitempty"`
+	// Timing is when the app ran the step: A its start (unix ns), B its duration (ns).
+	Timing *struct {
+		A int64 `json:"a"`
+		B int64 `json:"b"`
+	} `json:"timing,omitempty"`
 }
 
 // Label is the step's name for people: its display name, else the id the user gave it.
