@@ -389,18 +389,40 @@ func outcome(url string, ans sdkhttp.Answer) (json.RawMessage, error) {
 	return fail(errors.New(e.Message))
 }
 
-// startSDKWorker runs the worker of SDK functions' runs: one dynamic workflow (the workflow
-// type is the function's fully qualified id) whose steps call the apps.
-func (a *App) startSDKWorker() (worker.Worker, error) {
-	w := worker.New(a.temporal, a.SDKTaskQueue(), a.opts.Worker)
-	run := workflows.Workflow(workflows.SDK, a.acts)
-	w.RegisterDynamicWorkflow(func(ctx workflow.Context, args converter.EncodedValues) (any, error) {
+// sdkWorkflow is the workflow of every SDK function's runs, registered as the dynamic
+// workflow of the SDK task queue: the workflow type is the function's fully qualified id.
+func sdkWorkflow(acts *activities.Activities) func(workflow.Context, converter.EncodedValues) (any, error) {
+	run := workflows.Workflow(workflows.SDK, acts)
+	return func(ctx workflow.Context, args converter.EncodedValues) (any, error) {
 		var in workflows.RunInput
 		if err := args.Get(&in); err != nil {
 			return nil, err
 		}
 		return run(ctx, in)
-	}, workflow.DynamicRegisterOptions{})
+	}
+}
+
+// DynamicRegistry is where RegisterSDKWorkflow puts the workflow of SDK runs: a
+// worker.WorkflowReplayer, to check recorded histories of SDK runs against this version.
+type DynamicRegistry interface {
+	RegisterDynamicWorkflow(w any, options workflow.DynamicRegisterOptions)
+}
+
+// RegisterSDKWorkflow registers the workflow of SDK functions' runs on r, with no
+// connections (replay executes no activity). SDK apps name invoked functions by their fully
+// qualified ids, which is all the replay of an invoke needs.
+func RegisterSDKWorkflow(r DynamicRegistry) {
+	acts := &activities.Activities{Resolve: func(id string) (activities.FunctionInfo, bool) {
+		return activities.FunctionInfo{Slug: id}, true
+	}}
+	r.RegisterDynamicWorkflow(sdkWorkflow(acts), workflow.DynamicRegisterOptions{})
+}
+
+// startSDKWorker runs the worker of SDK functions' runs: one dynamic workflow (the workflow
+// type is the function's fully qualified id) whose steps call the apps.
+func (a *App) startSDKWorker() (worker.Worker, error) {
+	w := worker.New(a.temporal, a.SDKTaskQueue(), a.opts.Worker)
+	w.RegisterDynamicWorkflow(sdkWorkflow(a.acts), workflow.DynamicRegisterOptions{})
 	w.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
 	w.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
 	if err := w.Start(); err != nil {

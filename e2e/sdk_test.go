@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
@@ -307,6 +308,8 @@ func TestJSAppNoCheckpointing(t *testing.T) {
 func TestJSApp(t *testing.T) {
 	s := startTempest(t, nil)
 	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	// Runs whose histories must replay on this version's workflow (the last subtest).
+	var replay []string
 	if res := s.sync(t, j); res["sync_kind"] != "out_of_band" || res["app_id"] != "shop" {
 		t.Fatalf("sync: %v", res)
 	}
@@ -316,6 +319,7 @@ func TestJSApp(t *testing.T) {
 	})
 	t.Run("three steps, each body once, in one checkpointed call", func(t *testing.T) {
 		r := s.one(t, "shop/three", nil)
+		replay = append(replay, r.RunID)
 		wantRun(t, r, "Completed", `{"out":"abc"}`)
 		wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "calls:shop-three": 1})
 		// The trace lists the app's steps by name, as a Go run's.
@@ -324,7 +328,9 @@ func TestJSApp(t *testing.T) {
 		}
 	})
 	t.Run("retries with attempt numbers", func(t *testing.T) {
-		wantRun(t, s.one(t, "shop/flaky", nil), "Completed", `"ok"`)
+		r := s.one(t, "shop/flaky", nil)
+		replay = append(replay, r.RunID)
+		wantRun(t, r, "Completed", `"ok"`)
 		var attempts []any
 		for _, l := range j.state(t).Log {
 			if l["fn"] == "flaky" {
@@ -348,6 +354,7 @@ func TestJSApp(t *testing.T) {
 	t.Run("sleep", func(t *testing.T) {
 		began := time.Now()
 		r := s.one(t, "shop/sleep", nil)
+		replay = append(replay, r.RunID)
 		wantRun(t, r, "Completed", `"woke"`)
 		if d := time.Since(began); d < time.Second {
 			t.Fatalf("the run with a 1s sleep took %s", d)
@@ -375,15 +382,20 @@ func TestJSApp(t *testing.T) {
 				t.Fatal("the wait did not resume")
 			}
 		}
-		wantRun(t, s.runs(t, ev, 1)[0], "Completed", `{"approved":{"orderId":"o1","by":"Bo"}}`)
+		r := s.runs(t, ev, 1)[0]
+		replay = append(replay, r.RunID)
+		wantRun(t, r, "Completed", `{"approved":{"orderId":"o1","by":"Bo"}}`)
 		wantRun(t, s.one(t, "shop/wait", map[string]any{"orderId": "o2", "timeout": "1s"}), "Completed", `{"approved":null}`)
 	})
 	t.Run("invoke SDK and Go functions", func(t *testing.T) {
 		r := s.one(t, "shop/invoke", map[string]any{"n": 21, "goApp": s.app.AppID(), "goFn": "greet"})
+		replay = append(replay, r.RunID)
 		wantRun(t, r, "Completed", `{"child":{"doubled":42},"go":{"hi":"Ada"}}`)
 	})
 	t.Run("parallel steps", func(t *testing.T) {
-		wantRun(t, s.one(t, "shop/parallel", nil), "Completed", `6`)
+		r := s.one(t, "shop/parallel", nil)
+		replay = append(replay, r.RunID)
+		wantRun(t, r, "Completed", `6`)
 		wantCounts(t, j.state(t), map[string]int{"fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
 	})
 	t.Run("sendEvent", func(t *testing.T) {
@@ -448,8 +460,19 @@ func TestJSApp(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		s.send(t, "shop/cancel", map[string]any{"id": "c1"})
-		wantRun(t, s.runs(t, ev, 1)[0], "Cancelled", "")
+		r := s.runs(t, ev, 1)[0]
+		replay = append(replay, r.RunID)
+		wantRun(t, r, "Cancelled", "")
 		wantCounts(t, j.state(t), map[string]int{"cancellable.second": 0})
+	})
+	t.Run("histories replay", func(t *testing.T) {
+		r := worker.NewWorkflowReplayer()
+		adapter.RegisterSDKWorkflow(r)
+		for _, id := range replay {
+			if err := r.ReplayWorkflowHistory(nil, testenv.History(t, s.app.Temporal(), id)); err != nil {
+				t.Errorf("the history of run %s does not replay: %v", id, err)
+			}
+		}
 	})
 }
 

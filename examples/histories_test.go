@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -154,15 +153,5 @@ func TestFeatureHistoriesReplay(t *testing.T) {
 }
 
 func history(t *testing.T, app *adapter.App, id string) *historypb.History {
-	t.Helper()
-	hist := &historypb.History{}
-	it := app.Temporal().GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		hist.Events = append(hist.Events, ev)
-	}
-	return hist
+	return testenv.History(t, app.Temporal(), id)
 }

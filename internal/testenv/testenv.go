@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
@@ -132,4 +134,19 @@ func DropEnvironment(env string) {
 	if rdb != nil && env != "" && env != adapter.DefaultNamespace {
 		_ = registry.Drop(context.Background(), rdb, env)
 	}
+}
+
+// History is a workflow's whole history, for replay tests.
+func History(t testing.TB, c client.Client, workflowID string) *historypb.History {
+	t.Helper()
+	hist := &historypb.History{}
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	return hist
 }
