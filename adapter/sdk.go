@@ -260,6 +260,9 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 	}
 	defer resp.Body.Close()
 	ans, err := sdkhttp.ReadAnswer(resp, time.Now())
+	if errors.Is(err, sdkhttp.ErrTooLarge) {
+		return nil, &workflows.NonRetriableError{Err: err}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -367,6 +370,8 @@ func outcome(url string, ans sdkhttp.Answer) (json.RawMessage, error) {
 			body = body[:200] + "…"
 		}
 		return nil, fmt.Errorf("the app at %s answered HTTP %d, not as an Inngest SDK (no X-Inngest-SDK header): %s", url, ans.Status, body)
+	case ans.Status == http.StatusOK && len(ans.Body) > workflows.MaxStepOutput:
+		return nil, &workflows.NonRetriableError{Err: fmt.Errorf("the function returned %d bytes of JSON, over the limit of %d", len(ans.Body), workflows.MaxStepOutput)}
 	case ans.Status == http.StatusOK:
 		data := ans.Body
 		if len(bytes.TrimSpace(data)) == 0 {
@@ -375,6 +380,9 @@ func outcome(url string, ans sdkhttp.Answer) (json.RawMessage, error) {
 		return json.Marshal(activities.CallOutcome{Status: 200, Data: data, Version: ans.Version})
 	case ans.Status == http.StatusPartialContent:
 		for _, op := range ans.Ops {
+			if n := len(op.Data) + len(op.Error); n > workflows.MaxStepOutput {
+				return nil, &workflows.NonRetriableError{Err: fmt.Errorf("step %s returned %d bytes of JSON, over the limit of %d", op.Label(), n, workflows.MaxStepOutput)}
+			}
 			if op.Op == sdkhttp.OpStepError {
 				e := sdkhttp.ParseError(op.Error)
 				return fail(fmt.Errorf("step %s: %s: %s", op.Label(), e.Name, e.Message))

@@ -802,3 +802,21 @@ func TestCheckpointFencing(t *testing.T) {
 		t.Fatalf("the next attempt reads %d checkpoints (%v), want 1", len(prior), err)
 	}
 }
+
+// TestJSAppLargeSteps: 5 MiB of step results in one checkpointed call (over Temporal's 2 MiB
+// payload limit: the payload codec keeps them in Redis) complete; a step over 4 MiB fails the
+// run, with or without checkpointing, and says why.
+func TestJSAppLargeSteps(t *testing.T) {
+	s := startTempest(t, nil)
+	for _, mode := range []string{"on", "off"} {
+		j := startJS(t, 0, "INNGEST_DEV="+s.base, "CHECKPOINTING="+mode)
+		s.sync(t, j)
+		const size = 2621440
+		wantRun(t, s.one(t, "shop/big", map[string]any{"mib": 2.5}), "Completed", fmt.Sprintf(`{"x":%d,"y":%d}`, size, size))
+		r := s.one(t, "shop/big", map[string]any{"mib": 4.5})
+		if r.Status != "Failed" || !strings.Contains(string(r.Output), "over the limit") {
+			t.Fatalf("checkpointing %s: a 4.5 MiB step: %s %s", mode, r.Status, r.Output)
+		}
+		j.kill()
+	}
+}

@@ -18,6 +18,11 @@ import (
 // app reported instead).
 const callPrefix = "call the app: "
 
+// MaxSDKCallOutput bounds what one call to an SDK app returns (the steps it ran, in one
+// call with checkpointing), as Inngest bounds a run's state; larger results are kept in Redis
+// and referenced from the history, as every payload over 256 KiB.
+const MaxSDKCallOutput = 32 << 20
+
 // MaxSDKSteps is the most steps one run of an SDK function may take, as Inngest's.
 const MaxSDKSteps = 1000
 
@@ -106,6 +111,9 @@ func (r *sdkRun) call(ctx context.Context, stepID, name string) (activities.Call
 	}
 	fnID, callApp := r.in.FunctionID, r.acts.CallApp
 	raw, err := Run(ctx, name, func(actx context.Context) (json.RawMessage, error) {
+		// One call returns every step it ran (each at most MaxStepOutput, checked where
+		// they are checkpointed): its outcome is bounded as Inngest bounds a run's state.
+		allowOutput(actx, MaxSDKCallOutput)
 		req := req
 		req.Ctx.Attempt = StepAttempt(actx)
 		req.Ctx.GenerationID = req.Ctx.Attempt + 1

@@ -61,6 +61,8 @@ type attemptKey struct{}
 type attemptTimes struct {
 	body   int64
 	leased bool
+	// limit replaces MaxStepOutput for this step (a call to an SDK app returns many steps).
+	limit int
 }
 
 type timesKey struct{}
@@ -69,6 +71,13 @@ type timesKey struct{}
 func bodyStarts(ctx context.Context, leased bool) {
 	if t, ok := ctx.Value(timesKey{}).(*attemptTimes); ok {
 		t.body, t.leased = time.Now().UnixMilli(), leased
+	}
+}
+
+// allowOutput lets the step whose body ctx was given to return up to n bytes.
+func allowOutput(ctx context.Context, n int) {
+	if t, ok := ctx.Value(timesKey{}).(*attemptTimes); ok {
+		t.limit = n
 	}
 }
 
@@ -199,9 +208,9 @@ func RunStep(ctx context.Context, id string, attempt int, fn StepFunc) (StepOutp
 		}
 		return StepOutput{}, temporal.NewApplicationErrorWithOptions(err.Error(), name, opts)
 	}
-	if len(data) > MaxStepOutput {
+	if limit := max(times.limit, MaxStepOutput); len(data) > limit {
 		return StepOutput{}, temporal.NewApplicationErrorWithOptions(
-			fmt.Sprintf("the step returned %d bytes of JSON, over the limit of %d", len(data), MaxStepOutput),
+			fmt.Sprintf("the step returned %d bytes of JSON, over the limit of %d", len(data), limit),
 			"OutputTooLarge", temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{info}})
 	}
 	return StepOutput{ID: id, Data: data, Started: info.Started, Ended: info.Ended, Asked: info.Asked}, nil

@@ -349,9 +349,20 @@ const outage = inngest.createFunction(
   },
 );
 
+// Steps with large results: event.data.mib MiB each (2.5 by default).
+const big = inngest.createFunction(
+  { id: "big", retries: 0, triggers: [{ event: "shop/big" }] },
+  async ({ event, step }) => {
+    const size = Math.round((event.data.mib ?? 2.5) * 1024 * 1024);
+    const x = await step.run("x", () => "x".repeat(size));
+    const y = await step.run("y", () => "y".repeat(size));
+    return { x: x.length, y: y.length };
+  },
+);
+
 const functions = [
   hello, three, flaky, fatal, caught, later, sleepy, waiter, child, parent,
-  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy, ticker, bench, outage,
+  fanout, sender, failing, cancellable, throttled, limited, debounced, batched, tenstep, crashy, ticker, bench, outage, big,
 ];
 
 const app = express();
