@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -87,7 +88,7 @@ func (h *handlers) syncApp(c *gin.Context) {
 			return
 		}
 		req.URL = url
-	} else if err := c.ShouldBindJSON(&req); err != nil || req.URL == "" {
+	} else if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)).Decode(&req); err != nil || req.URL == "" {
 		publicErr(c, 400, `send {"url": "<the app's serve URL, like http://127.0.0.1:3000/api/inngest>"}`)
 		return
 	}
