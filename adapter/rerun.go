@@ -57,6 +57,9 @@ func (a *App) rerun(ctx context.Context, id, runID, replayID string, req api.Rer
 	if f == nil {
 		return nil, &api.InputError{Msg: fmt.Sprintf("function %s of run %s is not registered in this environment any more: register it again to rerun its runs", orig.FunctionID, id)}
 	}
+	if req.FromStep != nil && f.url != "" {
+		return nil, &api.InputError{Msg: fmt.Sprintf("function %s is served by an Inngest SDK app: its runs rerun from the start only (leave out from_step)", f.slug)}
+	}
 	out := &api.Rerun{RunID: runID, RerunOf: id, Reused: []string{}}
 	c := &candidate{fn: f, run: runID, rerunOf: id, replayID: replayID}
 	if req.FromStep != nil {

@@ -314,8 +314,30 @@ func TestJSApp(t *testing.T) {
 		t.Fatalf("sync: %v", res)
 	}
 	t.Run("hello", func(t *testing.T) {
-		wantRun(t, s.one(t, "shop/hello", map[string]any{"name": "Ada"}), "Completed", `{"message":"Hello Ada"}`)
+		r := s.one(t, "shop/hello", map[string]any{"name": "Ada"})
+		wantRun(t, r, "Completed", `{"message":"Hello Ada"}`)
 		wantCounts(t, j.state(t), map[string]int{"hello.greet": 1})
+		// A rerun runs the function again from the start; from a step is refused.
+		var rerun struct {
+			Data struct {
+				RunID string `json:"run_id"`
+			} `json:"data"`
+			Error string `json:"error"`
+		}
+		if code := doJSON(t, "POST", s.base+"/v2/runs/"+r.RunID+"/rerun", "", nil, &rerun); code != 200 {
+			t.Fatalf("rerun: HTTP %d %s", code, rerun.Error)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for j.state(t).Counts["hello.greet"] < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the rerun did not run the step")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		code := doJSON(t, "POST", s.base+"/v2/runs/"+r.RunID+"/rerun", "", map[string]any{"from_step": map[string]any{"step_id": "greet"}}, &rerun)
+		if code != 400 || !strings.Contains(rerun.Error, "from the start only") {
+			t.Fatalf("rerun from a step: HTTP %d %q, want 400", code, rerun.Error)
+		}
 	})
 	t.Run("three steps, each body once, in one checkpointed call", func(t *testing.T) {
 		r := s.one(t, "shop/three", nil)
@@ -399,9 +421,10 @@ func TestJSApp(t *testing.T) {
 		wantCounts(t, j.state(t), map[string]int{"fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
 	})
 	t.Run("sendEvent", func(t *testing.T) {
+		before := j.state(t).Counts["hello.greet"]
 		wantRun(t, s.one(t, "shop/send", nil), "Completed", `"sent"`)
 		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["hello.greet"] < 2 {
+		for j.state(t).Counts["hello.greet"] < before+1 {
 			if time.Now().After(deadline) {
 				t.Fatal("the event sent by step.sendEvent did not run shop-hello")
 			}
