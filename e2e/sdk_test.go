@@ -139,6 +139,16 @@ func startJS(t testing.TB, port int, env ...string) *jsApp {
 	return j
 }
 
+// waitCount waits until the app's counter key reaches n (else fails with what).
+func (j *jsApp) waitCount(t testing.TB, key string, n int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); j.state(t).Counts[key] < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (%s = %d after 30s, want %d)", what, key, j.state(t).Counts[key], n)
+		}
+	}
+}
+
 func (j *jsApp) kill() { _ = j.cmd.Process.Kill(); _ = j.cmd.Wait() }
 
 type jsState struct {
@@ -327,13 +337,7 @@ func TestJSApp(t *testing.T) {
 		if code := doJSON(t, "POST", s.base+"/v2/runs/"+r.RunID+"/rerun", "", nil, &rerun); code != 200 {
 			t.Fatalf("rerun: HTTP %d %s", code, rerun.Error)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["hello.greet"] < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("the rerun did not run the step")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		j.waitCount(t, "hello.greet", 2, "the rerun did not run the step")
 		code := doJSON(t, "POST", s.base+"/v2/runs/"+r.RunID+"/rerun", "", map[string]any{"from_step": map[string]any{"step_id": "greet"}}, &rerun)
 		if code != 400 || !strings.Contains(rerun.Error, "from the start only") {
 			t.Fatalf("rerun from a step: HTTP %d %q, want 400", code, rerun.Error)
@@ -390,8 +394,7 @@ func TestJSApp(t *testing.T) {
 		// The wait is registered once the app has answered the first call.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			other := s.send(t, "shop/approved", map[string]any{"orderId": "o1", "by": "Bo"})
-			_ = other
+			s.send(t, "shop/approved", map[string]any{"orderId": "o1", "by": "Bo"})
 			var body struct {
 				Data []run `json:"data"`
 			}
@@ -423,44 +426,18 @@ func TestJSApp(t *testing.T) {
 	t.Run("sendEvent", func(t *testing.T) {
 		before := j.state(t).Counts["hello.greet"]
 		wantRun(t, s.one(t, "shop/send", nil), "Completed", `"sent"`)
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["hello.greet"] < before+1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the event sent by step.sendEvent did not run shop-hello")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		j.waitCount(t, "hello.greet", before+1, "the event sent by step.sendEvent did not run shop-hello")
 	})
 	t.Run("onFailure", func(t *testing.T) {
 		wantRun(t, s.one(t, "shop/fail", nil), "Failed", "")
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["onFailure"] < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("onFailure did not run")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		j.waitCount(t, "onFailure", 1, "onFailure did not run")
 	})
 	t.Run("cron", func(t *testing.T) {
 		h := s.app.Schedule(context.Background(), "shop-ticker", "TZ=Europe/Paris 0 0 1 1 *")
 		if err := h.Trigger(context.Background(), client.ScheduleTriggerOptions{}); err != nil {
 			t.Fatalf("the sync made no schedule for the cron trigger: %v", err)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["ticker.tick"] < 1 {
-			if time.Now().After(deadline) {
-				d, err := h.Describe(context.Background())
-				if err == nil {
-					for _, a := range d.Info.RecentActions {
-						var res any
-						werr := s.app.Temporal().GetWorkflow(context.Background(), a.StartWorkflowResult.WorkflowID, a.StartWorkflowResult.FirstExecutionRunID).Get(context.Background(), &res)
-						t.Logf("tick %s: %v %v", a.StartWorkflowResult.WorkflowID, res, werr)
-					}
-				}
-				t.Fatal("the cron tick did not run the function")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		j.waitCount(t, "ticker.tick", 1, "the cron tick did not run the function")
 		if l := j.state(t).Log; l[len(l)-1]["what"] != "inngest/scheduled.timer" {
 			t.Fatalf("the tick's event: %v", l[len(l)-1])
 		}
@@ -475,13 +452,7 @@ func TestJSApp(t *testing.T) {
 	})
 	t.Run("cancelOn", func(t *testing.T) {
 		ev := s.send(t, "shop/cancellable", map[string]any{"id": "c1"})
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["cancellable.first"] < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the first step did not run")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		j.waitCount(t, "cancellable.first", 1, "the first step did not run")
 		s.send(t, "shop/cancel", map[string]any{"id": "c1"})
 		r := s.runs(t, ev, 1)[0]
 		replay = append(replay, r.RunID)
@@ -508,13 +479,7 @@ func TestJSAppCrash(t *testing.T) {
 	j := startJS(t, port, "INNGEST_DEV="+s.base, "CRASH_HANG=1")
 	s.sync(t, j)
 	ev := s.send(t, "shop/crash", nil)
-	deadline := time.Now().Add(30 * time.Second)
-	for j.state(t).Counts["crashy.two"] < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("step two did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	j.waitCount(t, "crashy.two", 1, "step two did not start")
 	// Step one's checkpoint is durable once Tempest answered it; the SDK sends it before
 	// starting step two, but does not wait for the answer: give it a moment.
 	time.Sleep(300 * time.Millisecond)
@@ -617,13 +582,7 @@ func TestJSAppFlowControl(t *testing.T) {
 		for i := range 3 {
 			s.send(t, "shop/debounce", map[string]any{"i": i})
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for j.state(t).Counts["debounced.d"] < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the debounced run did not run")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		j.waitCount(t, "debounced.d", 1, "the debounced run did not run")
 		time.Sleep(2500 * time.Millisecond) // a second run would have started by now
 		if n := j.state(t).Counts["debounced.d"]; n != 1 {
 			t.Fatalf("3 events debounced into %d runs, want 1", n)
@@ -666,13 +625,7 @@ func TestJSAppRedisOutage(t *testing.T) {
 	j := startJS(t, 0, "INNGEST_DEV="+s.base)
 	s.sync(t, j)
 	ev := s.send(t, "shop/outage", nil)
-	deadline := time.Now().Add(30 * time.Second)
-	for j.state(t).Counts["outage.two"] < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("step two did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	j.waitCount(t, "outage.two", 1, "step two did not start")
 	// Down for 3 s: the SDK's checkpoint of step two fails through its retries, and so do
 	// Tempest's reads at the end of the call.
 	rs.Kill()
