@@ -18,13 +18,13 @@ import (
 // app reported instead).
 const callPrefix = "call the app: "
 
-// MaxSDKCallOutput bounds what one call to an SDK app returns (the steps it ran, in one
+// maxSDKCallOutput bounds what one call to an SDK app returns (the steps it ran, in one
 // call with checkpointing), as Inngest bounds a run's state; larger results are kept in Redis
 // and referenced from the history, as every payload over 256 KiB.
-const MaxSDKCallOutput = 32 << 20
+const maxSDKCallOutput = 32 << 20
 
-// MaxSDKSteps is the most steps one run of an SDK function may take, as Inngest's.
-const MaxSDKSteps = 1000
+// maxSDKSteps is the most steps one run of an SDK function may take, as Inngest's.
+const maxSDKSteps = 1000
 
 // SDK is the handler of every function an Inngest SDK app serves over HTTP. It drives the
 // app as Inngest's executor does: each call to the app is a step of the run (memoized in
@@ -84,8 +84,8 @@ func (r *sdkRun) run(ctx context.Context) (any, error) {
 
 // call runs one call to the app as a step named name.
 func (r *sdkRun) call(ctx context.Context, stepID, name string) (activities.CallOutcome, error) {
-	if len(r.stack) >= MaxSDKSteps {
-		return activities.CallOutcome{}, &NonRetriableError{Err: fmt.Errorf("the run took %d steps, the most a run may take", MaxSDKSteps)}
+	if len(r.stack) >= maxSDKSteps {
+		return activities.CallOutcome{}, &NonRetriableError{Err: fmt.Errorf("the run took %d steps, the most a run may take", maxSDKSteps)}
 	}
 	events := r.in.Events
 	first := json.RawMessage(`{}`)
@@ -113,7 +113,7 @@ func (r *sdkRun) call(ctx context.Context, stepID, name string) (activities.Call
 	raw, err := Run(ctx, name, func(actx context.Context) (json.RawMessage, error) {
 		// One call returns every step it ran (each at most MaxStepOutput, checked where
 		// they are checkpointed): its outcome is bounded as Inngest bounds a run's state.
-		allowOutput(actx, MaxSDKCallOutput)
+		allowOutput(actx, maxSDKCallOutput)
 		req := req
 		req.Ctx.Attempt = StepAttempt(actx)
 		req.Ctx.GenerationID = req.Ctx.Attempt + 1
