@@ -250,6 +250,9 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 		}
 		req.Ctx.Stack.Current = len(req.Ctx.Stack.Stack)
 	}
+	if err := a.useAPIIfLarge(ctx, &req); err != nil {
+		return nil, err
+	}
 	hr, err := sdkhttp.NewCall(ctx, f.url, fnID, stepID, req, a.callKey(), time.Now())
 	if err != nil {
 		return nil, &workflows.NonRetriableError{Err: err}
@@ -283,6 +286,52 @@ func (a *App) callApp(ctx context.Context, fnID, stepID string, req sdkhttp.Requ
 		ans.Ops = append(ops, ans.Ops...)
 	}
 	return outcome(f.url, ans)
+}
+
+// useAPIIfLarge keeps the steps and events of a call whose body would be over
+// sdkhttp.MaxRequestBody in Redis and sends the call without them (use_api): the app reads
+// them from GET /v0/runs/{run}/actions and /batch, as it does with Inngest.
+func (a *App) useAPIIfLarge(ctx context.Context, req *sdkhttp.Request) error {
+	size := len(req.Event)
+	for _, ev := range req.Events {
+		size += len(ev)
+	}
+	for id, m := range req.Steps {
+		size += len(id) + len(m)
+	}
+	if size <= sdkhttp.MaxRequestBody-64<<10 { // room for the rest of the body
+		return nil
+	}
+	steps, err := json.Marshal(req.Steps)
+	if err != nil {
+		return err
+	}
+	events, err := json.Marshal(req.Events)
+	if err != nil {
+		return err
+	}
+	if err := flowcontrol.StoreCallState(ctx, a.redis, req.Ctx.RunID, steps, events); err != nil {
+		return err
+	}
+	req.Steps, req.Events = map[string]json.RawMessage{}, []json.RawMessage{}
+	req.UseAPI, req.Ctx.UseAPI = true, true
+	return nil
+}
+
+// CallState is what a call sent with use_api left out: the run's memoized steps (actions)
+// or its events (batch), as JSON.
+func (a *App) CallState(ctx context.Context, runID, part string) (json.RawMessage, error) {
+	steps, events, err := flowcontrol.CallState(ctx, a.redis, runID)
+	if errors.Is(err, flowcontrol.ErrNoCallState) {
+		return nil, fmt.Errorf("run %s: %w", runID, api.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if part == "batch" {
+		return events, nil
+	}
+	return steps, nil
 }
 
 // parseOps reads stored ops, skipping any that do not parse (they were checked when stored).

@@ -85,6 +85,8 @@ func New(b Backend, cfg Config) http.Handler {
 	r.OPTIONS("/e/:key", anyOrigin)
 	r.POST("/e/:key", anyOrigin, h.receiveEvent)
 	r.POST("/fn/register", h.auth, h.register)
+	r.GET("/v0/runs/:id/actions", h.auth, h.callState("actions"))
+	r.GET("/v0/runs/:id/batch", h.auth, h.callState("batch"))
 	v1 := r.Group("/v1", h.auth)
 	v1.GET("/events", h.listEvents)
 	v1.GET("/events/:id", h.getEvent)

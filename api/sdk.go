@@ -113,3 +113,15 @@ func (h *handlers) syncFailed(c *gin.Context, err error) bool {
 	}
 	return true
 }
+
+// callState is GET /v0/runs/{run}/actions and /batch: what a call sent with use_api left out
+// (the memoized steps, the events), read by the app.
+func (h *handlers) callState(part string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		raw, err := h.b.CallState(c.Request.Context(), c.Param("id"), part)
+		if h.fail(c, err, "Run not found, or it has no call that needed the API") {
+			return
+		}
+		c.Data(200, "application/json", raw)
+	}
+}

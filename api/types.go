@@ -72,6 +72,9 @@ type Backend interface {
 	// Checkpoint stores steps an app finished during a call (ErrStaleCheckpoint: the call
 	// attempt is no longer in flight; ErrTooLarge; *InputError).
 	Checkpoint(ctx context.Context, runID string, body []byte) error
+	// CallState is what the run's last call sent with use_api left out: part "actions" (its
+	// memoized steps) or "batch" (its events); ErrNotFound without one.
+	CallState(ctx context.Context, runID, part string) (json.RawMessage, error)
 }
 
 // Check is whether one service answered: Err is nil when it did.

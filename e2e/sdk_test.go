@@ -780,12 +780,13 @@ func TestCheckpointFencing(t *testing.T) {
 }
 
 // TestJSAppLargeSteps: 5 MiB of step results in one checkpointed call (over Temporal's 2 MiB
-// payload limit: the payload codec keeps them in Redis) complete; a step over 4 MiB fails the
-// run, with or without checkpointing, and says why.
+// payload limit: the payload codec keeps them in Redis) complete; without checkpointing the
+// last call would carry 5 MiB to an app that reads at most 4 MiB, so it says use_api and the
+// app reads them from the API. A step over 4 MiB fails the run either way, and says why.
 func TestJSAppLargeSteps(t *testing.T) {
 	s := startTempest(t, nil)
 	for _, mode := range []string{"on", "off"} {
-		j := startJS(t, 0, "INNGEST_DEV="+s.base, "CHECKPOINTING="+mode)
+		j := startJS(t, 0, "INNGEST_DEV="+s.base, "CHECKPOINTING="+mode, "JSON_LIMIT=4mb")
 		s.sync(t, j)
 		const size = 2621440
 		wantRun(t, s.one(t, "shop/big", map[string]any{"mib": 2.5}), "Completed", fmt.Sprintf(`{"x":%d,"y":%d}`, size, size))

@@ -2,6 +2,7 @@ package flowcontrol
 
 import (
 	"context"
+	"errors"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -100,4 +101,35 @@ func raw(vals []string) []json.RawMessage {
 		out[i] = json.RawMessage(v)
 	}
 	return out
+}
+
+// StoreCallState keeps the memoized steps and the events of a call whose body would be over
+// the apps' 4 MiB limit: the call says use_api, and the app reads them back from the API
+// (GET /v0/runs/{run}/actions and /batch). Kept CheckpointTTL, replaced by the next such call.
+func StoreCallState(ctx context.Context, rdb redis.UniversalClient, run string, steps, events []byte) error {
+	key := callStateKey(run)
+	pipe := rdb.TxPipeline()
+	pipe.HSet(ctx, key, "steps", steps, "events", events)
+	pipe.PExpire(ctx, key, CheckpointTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("call state of %s: %w", run, err)
+	}
+	return nil
+}
+
+// ErrNoCallState is a run with no call state stored.
+var ErrNoCallState = errors.New("no call state: the run has no call that needed the API")
+
+// CallState is what StoreCallState kept for run.
+func CallState(ctx context.Context, rdb redis.UniversalClient, run string) (steps, events []byte, err error) {
+	vals, err := rdb.HMGet(ctx, callStateKey(run), "steps", "events").Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("call state of %s: %w", run, err)
+	}
+	s, ok1 := vals[0].(string)
+	e, ok2 := vals[1].(string)
+	if !ok1 || !ok2 {
+		return nil, nil, ErrNoCallState
+	}
+	return []byte(s), []byte(e), nil
 }

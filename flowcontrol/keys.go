@@ -21,6 +21,7 @@ import (
 //	tempest:skipped:<run>                          a run skipped by its singleton (package adapter)
 //	tempest:cron:<app>, :sdk:<env>:<app>            an app's schedule ids (package adapter)
 //	tempest:{ck:<run>}:call, :ops, :bytes           an SDK run's checkpoints (checkpoint.lua)
+//	tempest:{ck:<run>}:state                       an SDK call's steps and events sent by use_api
 //	tempest:{reg:<env>}:apps, :version, :changed, :paused   the environment's registry (internal/registry)
 //
 // Every key expires or is removed by its owner; each file says when.
@@ -55,6 +56,8 @@ func checkpointKeys(run string) (call, ops, size string) {
 	p := "tempest:{ck:" + run + "}"
 	return p + ":call", p + ":ops", p + ":bytes"
 }
+
+func callStateKey(run string) string { return "tempest:{ck:" + run + "}:state" }
 
 func payloadKey(sum string) string { return "tempest:payload:" + sum }
 

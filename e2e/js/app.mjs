@@ -5,6 +5,7 @@
 //   PORT           listen port on 127.0.0.1 (default 3939); functions are served on /api/inngest
 //   APP_ID         Inngest app id (default "shop")
 //   CHECKPOINTING  "off" creates the client with checkpointing: false (default: SDK default, on)
+//   JSON_LIMIT     express.json's body limit (default 50mb; Inngest's apps are told to allow 4mb)
 //   INNGEST_DEV / INNGEST_BASE_URL / INNGEST_SIGNING_KEY / INNGEST_EVENT_KEY / ...
 //                  read by the SDK itself: dev mode with INNGEST_DEV=http://tempest:8288, or signed
 //                  cloud mode with INNGEST_BASE_URL + INNGEST_SIGNING_KEY + INNGEST_EVENT_KEY.
@@ -366,7 +367,8 @@ const functions = [
 ];
 
 const app = express();
-app.use(express.json({ limit: "50mb" }));
+// JSON_LIMIT: the largest request body the app reads (express's option; default 50mb).
+app.use(express.json({ limit: process.env.JSON_LIMIT || "50mb" }));
 app.get("/_state", (_req, res) => {
   res.json({ counts, log });
 });

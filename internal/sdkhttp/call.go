@@ -54,6 +54,10 @@ type Stack struct {
 	Current int      `json:"current"`
 }
 
+// MaxRequestBody is the largest call body sent to an app, as Inngest's: above it the call
+// carries no steps and events and says use_api, and the app reads them from the server.
+const MaxRequestBody = 4 << 20
+
 // NewCall builds the signed POST of a call: fnId and stepId ("step": run whatever comes
 // next; a hashed id: run that planned step) on the function's URL, the body in canonical
 // form. signingKey "" sends no signature (dev).
