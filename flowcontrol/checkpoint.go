@@ -2,9 +2,9 @@ package flowcontrol
 
 import (
 	"context"
-	"errors"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
