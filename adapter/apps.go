@@ -113,7 +113,8 @@ func (a *App) workers(ctx context.Context, taskQueue string) ([]api.Worker, erro
 }
 
 func appSummary(r registry.App) api.AppSummary {
-	return api.AppSummary{ID: r.ID, TaskQueue: r.TaskQueue, SyncedAt: r.SyncedAt, Version: r.Version, FunctionCount: len(r.Functions)}
+	return api.AppSummary{ID: r.ID, TaskQueue: r.TaskQueue, SyncedAt: r.SyncedAt, Version: r.Version, FunctionCount: len(r.Functions),
+		URL: r.URL, SDK: r.SDK}
 }
 
 func functionInfo(r registry.App, f registry.Function, pauses map[string]registry.Pause) (api.FunctionInfo, error) {

@@ -51,7 +51,7 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		return SyncOutcome{}, err
 	}
 	appID := r.App()
-	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK}
+	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK, SyncedAt: time.Now().UTC()}
 	var compiled []*function
 	for _, sf := range r.Functions {
 		c, err := sf.Config()
@@ -177,13 +177,13 @@ func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 		return SyncOutcome{}, fmt.Errorf("%w: the app at %s could not sync (HTTP %d): %s", ErrInvalidSync, url, ans.Status, msg.Message)
 	}
 	// Out of band: the app registered through /fn/register before answering.
-	var appID string
+	out := SyncOutcome{Modified: msg.Modified, Kind: "out_of_band"}
 	for _, app := range a.sdkApps(ctx) {
 		if app.URL == url {
-			appID = app.ID
+			out.AppID, out.Functions = app.ID, len(app.Functions)
 		}
 	}
-	return SyncOutcome{AppID: appID, Modified: msg.Modified, Kind: "out_of_band"}, nil
+	return out, nil
 }
 
 // ErrAppUnreachable is an app that did not answer (it may later).

@@ -180,6 +180,10 @@ type AppSummary struct {
 	SyncedAt      time.Time `json:"synced_at"`
 	Version       string    `json:"version"`
 	FunctionCount int       `json:"function_count"`
+	// URL and SDK are an Inngest SDK app's serve URL and SDK ("js:v4.24.0"); SyncedAt is then
+	// its last sync that changed something.
+	URL string `json:"url,omitempty"`
+	SDK string `json:"sdk,omitempty"`
 }
 
 // AppDetail is one app (GET /v2/apps/{app}).

@@ -573,6 +573,7 @@ func isTerminal(f *os.File) bool {
 }
 
 const appsUsage = `Usage:
+  tempest apps list          the environment's apps (Go and Inngest SDK apps)
   tempest apps sync URL      sync the Inngest SDK app served at URL (like http://127.0.0.1:3000/api/inngest)
   tempest apps resync APP    sync a synced SDK app again from its URL (after a deploy)
 `
@@ -589,6 +590,26 @@ func appsCmd(ctx context.Context, args []string, out io.Writer) error {
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
+	}
+	if sub == "list" {
+		var apps []api.AppSummary
+		raw, err := c.do(ctx, http.MethodGet, "/v2/apps", nil, &apps)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(out, raw)
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "APP\tFUNCTIONS\tSYNCED\tSERVED BY")
+		for _, a := range apps {
+			by := "Go workers on " + a.TaskQueue
+			if a.URL != "" {
+				by = a.SDK + " at " + a.URL
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", a.ID, a.FunctionCount, a.SyncedAt.Local().Format(time.DateTime), by)
+		}
+		return tw.Flush()
 	}
 	if len(pos) != 1 {
 		return usageErr("apps %s: give one %s", sub, map[bool]string{true: "URL", false: "app id"}[sub == "sync"])

@@ -244,4 +244,15 @@ func TestDevSyncsSDKApp(t *testing.T) {
 	if got, _ := json.Marshal(r["output"]); r["status"] != "Completed" || string(got) != `{"message":"Hello Ada"}` {
 		t.Fatalf("the SDK app's run: %s %s", r["status"], got)
 	}
+	// The CLI lists it and syncs it again (nothing changed).
+	var out bytes.Buffer
+	if err := appsCmd(context.Background(), []string{"list", "--url", dev.APIURL}, &out); err != nil ||
+		!strings.Contains(out.String(), "js:v4.24.0 at "+appURL) || !strings.Contains(out.String(), "Go workers on tempest-tempest-dev") {
+		t.Fatalf("tempest apps list: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := appsCmd(context.Background(), []string{"resync", "shop", "--url", dev.APIURL}, &out); err != nil ||
+		!strings.HasPrefix(out.String(), "app shop: ") || !strings.Contains(out.String(), "unchanged") {
+		t.Fatalf("tempest apps resync shop: %v\n%s", err, out.String())
+	}
 }

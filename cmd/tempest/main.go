@@ -43,7 +43,7 @@ Client commands, against TEMPEST_URL (default http://127.0.0.1:8288) with INNGES
   tempest send NAME [--data JSON] [--id ID]       send an event (or JSON events on stdin)
   tempest runs list|get|trace|cancel|rerun        list and operate runs
   tempest replay start|status|cancel              bulk replay a function's runs
-  tempest apps sync URL | resync APP              sync an Inngest SDK app (see "Bring your Inngest app")
+  tempest apps list | sync URL | resync APP       the apps; sync an Inngest SDK app ("Bring your Inngest app")
   Exit codes: 0 ok, 1 failed (server, network, auth), 2 bad usage or rejected input (400), 3 not found.
 
 Run "tempest <command> -h" for the flags of a command.
