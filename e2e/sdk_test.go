@@ -797,3 +797,23 @@ func TestJSAppLargeSteps(t *testing.T) {
 		j.kill()
 	}
 }
+
+// TestJSAppTemporalOutage cuts Tempest off Temporal (every connection) for 12 s, past the
+// workflow task timeout, while a checkpointed call runs its second step: the call's outcome
+// cannot reach Temporal, the task is given again and the call made again (two calls, as
+// seen here), and it is sent every step the app checkpointed: none runs twice.
+func TestJSAppTemporalOutage(t *testing.T) {
+	testenv.Services(t) // the shared Temporal server
+	o := testenv.NewOutage(t, testenv.Server().Address())
+	s := startTempest(t, func(opts *adapter.Options) { opts.Temporal, opts.TemporalAddress = nil, o.Addr() })
+	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	s.sync(t, j)
+	ev := s.send(t, "shop/outage", nil)
+	j.waitCount(t, "outage.two", 1, "step two did not start")
+	o.Set(true)
+	time.Sleep(12 * time.Second)
+	o.Set(false)
+	wantRun(t, s.runs(t, ev, 1)[0], "Completed", `"survived"`)
+	t.Logf("calls to the app: %d", j.state(t).Counts["calls:shop-outage"])
+	wantCounts(t, j.state(t), map[string]int{"outage.one": 1, "outage.two": 1, "outage.three": 1})
+}

@@ -15,15 +15,15 @@ import (
 // dispatches every one: each has exactly one run per function.
 func TestKilledBeforeDispatchLosesNothing(t *testing.T) {
 	tc, rdb := testenv.Services(t)
-	o := newOutage(t, testenv.Server().Address())
+	o := testenv.NewOutage(t, testenv.Server().Address())
 	appID := fmt.Sprintf("undispatched-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() { testenv.DropEnvironment(appID) })
 	dbURL := sqliteLog(t)
 	addr := freeAddr(t)
-	p := startChild(t, addr, o.addr(), appID, "DATABASE_URL="+dbURL)
+	p := startChild(t, addr, o.Addr(), appID, "DATABASE_URL="+dbURL)
 	waitReady(t, addr) // its worker has started: the event API serves
 
-	o.set(true) // Temporal unreachable: every dispatch fails from now on
+	o.Set(true) // Temporal unreachable: every dispatch fails from now on
 	const events = 100
 	acks, retries := sendLoad(addr, appID, events, 5*time.Second).wait()
 	if retries > 0 {
@@ -32,8 +32,8 @@ func TestKilledBeforeDispatchLosesNothing(t *testing.T) {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 
-	o.set(false)
-	startChild(t, addr, o.addr(), appID, "DATABASE_URL="+dbURL)
+	o.Set(false)
+	startChild(t, addr, o.Addr(), appID, "DATABASE_URL="+dbURL)
 	checkRuns(t, tc, rdb, appID, dbURL, acks, "while Temporal was down, then the process was killed before dispatching them")
 	for _, fn := range functions {
 		if n := countRuns(t, tc, appID+"-"+fn, events); n != events {

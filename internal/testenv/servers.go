@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,3 +94,65 @@ func (r *RedisServer) Kill() {
 
 // Addr is host:port.
 func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Outage is a TCP proxy to a real service that can go down (every connection is cut and new
+// ones are closed at once) and come back.
+type Outage struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]struct{}
+}
+
+// NewOutage proxies to target until the test ends.
+func NewOutage(t testing.TB, target string) *Outage {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &Outage{ln: ln, conns: map[net.Conn]struct{}{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			o.mu.Lock()
+			down := o.down
+			o.mu.Unlock()
+			if down {
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			o.mu.Lock()
+			o.conns[c], o.conns[up] = struct{}{}, struct{}{}
+			o.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); o.Set(true) })
+	return o
+}
+
+// Addr is the proxy's host:port.
+func (o *Outage) Addr() string { return o.ln.Addr().String() }
+
+// Set takes the service down (cutting every connection) or brings it back.
+func (o *Outage) Set(down bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.down = down
+	if down {
+		for c := range o.conns {
+			c.Close()
+		}
+		clear(o.conns)
+	}
+}
