@@ -480,9 +480,23 @@ func TestJSAppCrash(t *testing.T) {
 	s.sync(t, j)
 	ev := s.send(t, "shop/crash", nil)
 	j.waitCount(t, "crashy.two", 1, "step two did not start")
-	// Step one's checkpoint is durable once Tempest answered it; the SDK sends it before
-	// starting step two, but does not wait for the answer: give it a moment.
-	time.Sleep(300 * time.Millisecond)
+	// The SDK sends step one's checkpoint before it starts step two but does not wait for
+	// the answer: kill the app once the checkpoint is stored.
+	var body struct {
+		Data []run `json:"data"`
+	}
+	_, rdb := testenv.Services(t)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		doJSON(t, "GET", s.base+"/v1/events/"+ev+"/runs", "", nil, &body)
+		if len(body.Data) == 1 {
+			if ops, err := flowcontrol.Checkpoints(context.Background(), rdb, body.Data[0].RunID, false); err == nil && len(ops) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("step one was not checkpointed")
+		}
+	}
 	j.kill()
 	j2 := startJS(t, port, "INNGEST_DEV="+s.base)
 	wantRun(t, s.runs(t, ev, 1)[0], "Completed", `{"two":2}`)
