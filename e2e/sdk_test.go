@@ -317,7 +317,12 @@ func TestJSAppNoCheckpointing(t *testing.T) {
 // SDK's features.
 func TestJSApp(t *testing.T) {
 	s := startTempest(t, nil)
-	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	jsAppSuite(t, s, startJS(t, 0, "INNGEST_DEV="+s.base))
+}
+
+// jsAppSuite runs the app's features through s, the server events are sent to (the app may
+// talk to another server of the environment).
+func jsAppSuite(t *testing.T, s *tempest, j *jsApp) {
 	// Runs whose histories must replay on this version's workflow (the last subtest).
 	var replay []string
 	if res := s.sync(t, j); res["sync_kind"] != "out_of_band" || res["app_id"] != "shop" {
@@ -649,9 +654,10 @@ func TestJSAppRedisOutage(t *testing.T) {
 	wantCounts(t, j.state(t), map[string]int{"outage.one": 1, "outage.three": 1})
 }
 
-// TestJSAppSplit runs the app against the production shape: Temporal and the event log on
-// PostgreSQL, two Tempest servers of one environment. The app talks to one (sync, its
-// checkpoints, its sends); events go to the other; either server's SDK worker calls the app.
+// TestJSAppSplit runs the whole suite of TestJSApp against the production shape: Temporal and
+// the event log on PostgreSQL, two Tempest servers of one environment. The app talks to one
+// (its registration, checkpoints, sends); syncs, events and REST go to the other; either
+// server's SDK worker calls the app.
 func TestJSAppSplit(t *testing.T) {
 	pg := testenv.Postgres(t)
 	db := fmt.Sprintf("tempest_sdk_%d", time.Now().UnixNano()%1e9)
@@ -682,13 +688,7 @@ func TestJSAppSplit(t *testing.T) {
 		o.Temporal, o.Environment, o.DatabaseURL = tc, env, pg.JoinPath(db+"_events").String()
 	}
 	a, b := startTempest(t, shape), startTempest(t, shape)
-	j := startJS(t, 0, "INNGEST_DEV="+a.base)
-	b.sync(t, j)
-	wantRun(t, b.one(t, "shop/three", nil), "Completed", `{"out":"abc"}`)
-	wantRun(t, b.one(t, "shop/parallel", nil), "Completed", `6`)
-	wantRun(t, b.one(t, "shop/invoke", map[string]any{"n": 2}), "Completed", `{"child":{"doubled":4},"go":null}`)
-	wantRun(t, b.one(t, "shop/send", nil), "Completed", `"sent"`)
-	wantCounts(t, j.state(t), map[string]int{"three.a": 1, "three.b": 1, "three.c": 1, "fanout.p1": 1, "fanout.p2": 1, "fanout.p3": 1})
+	jsAppSuite(t, b, startJS(t, 0, "INNGEST_DEV="+a.base))
 }
 
 // TestJSAppStreaming runs the app with streaming on (201, keep-alive spaces, then the answer
