@@ -195,3 +195,24 @@ func FuzzParseRegister(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadAnswer(f *testing.F) {
+	f.Add(206, []byte(`[{"op":"StepRun","id":"a","data":1}]`), "true", "5")
+	f.Add(201, []byte(`  {"status":206,"headers":{"retry-after":"2026-01-01T00:00:00Z"},"body":"[]"}`), "", "")
+	f.Add(500, []byte(`{"name":"Error","message":"boom"}`), "false", "Wed, 21 Oct 2015 07:28:00 GMT")
+	f.Fuzz(func(t *testing.T, status int, body []byte, noRetry, retryAfter string) {
+		h := http.Header{"X-Inngest-Sdk": {"inngest-js:v4.24.0"}, "X-Inngest-No-Retry": {noRetry}, "Retry-After": {retryAfter}}
+		a, err := ReadAnswer(&http.Response{StatusCode: status, Header: h, Body: nopCloser{strings.NewReader(string(body))}}, time.Unix(1760000000, 0))
+		if err != nil {
+			return
+		}
+		if a.RetryAfter != 0 && (a.RetryAfter < time.Second || a.RetryAfter > 24*time.Hour) {
+			t.Fatalf("retry-after %q gave %s, outside [1s, 24h]", retryAfter, a.RetryAfter)
+		}
+		for _, op := range a.Ops {
+			_ = op.Label()
+			_, _ = op.Memo()
+		}
+		_ = ParseError(a.Body)
+	})
+}
