@@ -51,12 +51,18 @@ func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, err
 		return SyncOutcome{}, err
 	}
 	appID := r.App()
+	if appID == a.opts.AppID {
+		return SyncOutcome{}, fmt.Errorf("%w: app id %q is this Tempest process's own: give the SDK app another id", ErrInvalidSync, appID)
+	}
 	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK, SyncedAt: time.Now().UTC()}
 	var compiled []*function
 	for _, sf := range r.Functions {
 		c, err := sf.Config()
 		if err != nil {
 			return SyncOutcome{}, err
+		}
+		if slices.ContainsFunc(app.Functions, func(o registry.Function) bool { return o.ID == c.ID }) {
+			return SyncOutcome{}, fmt.Errorf("%w: function %q is listed twice", ErrInvalidSync, c.ID)
 		}
 		if !strings.HasPrefix(c.ID, appID+"-") {
 			return SyncOutcome{}, fmt.Errorf("%w: function %q does not start with the app id %q", ErrInvalidSync, c.ID, appID+"-")

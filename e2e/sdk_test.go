@@ -706,6 +706,13 @@ func TestJSAppStreaming(t *testing.T) {
 // status and the reason, as the SDK reports them.
 func TestRegisterRefusals(t *testing.T) {
 	s := startTempest(t, nil)
+	// Another Go app of the environment, with its worker (it publishes itself).
+	other := testenv.App(t, func(o *adapter.Options) { o.Environment = s.app.Options().Environment })
+	if _, err := adapter.CreateFunction(other, adapter.FunctionOpts{ID: "f"}, adapter.EventTrigger("a/b", nil),
+		func(ctx context.Context, in adapter.Input[map[string]any]) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	testenv.StartWorker(t, other)
 	fn := func(extra string) string {
 		return `{"id":"shop-f","triggers":[{"event":"a/b"}],"steps":{"step":{"runtime":{"type":"http","url":"http://127.0.0.1:1/api/inngest"}}}` + extra + `}`
 	}
@@ -738,7 +745,9 @@ func TestRegisterRefusals(t *testing.T) {
 		"bad CEL":        {body("shop", "js:v4.24.0", fn(`,"idempotency":"event.data.(("`)), nil, `function "f"`},
 		"bad period":     {body("shop", "js:v4.24.0", fn(`,"throttle":{"limit":1,"period":"soon"}`)), nil, "throttle.period"},
 		"other app's fn": {body("shop", "js:v4.24.0", strings.Replace(fn(""), "shop-f", "mail-f", 1)), nil, "does not start with the app id"},
-		"a Go app's id":  {body(s.app.AppID(), "js:v4.24.0", strings.Replace(fn(""), "shop-f", s.app.AppID()+"-f", 1)), nil, "belongs to a Go app"},
+		"a Go app's id":  {body(s.app.AppID(), "js:v4.24.0", strings.Replace(fn(""), "shop-f", s.app.AppID()+"-f", 1)), nil, "own"},
+		"another Go app": {body(other.AppID(), "js:v4.24.0", strings.Replace(fn(""), "shop-f", other.AppID()+"-f", 1)), nil, "belongs to a Go app"},
+		"listed twice":   {body("shop", "js:v4.24.0", fn("")+","+fn("")), nil, "listed twice"},
 	} {
 		code, out := post(c.body, c.hdr...)
 		msg, _ := out["error"].(string)
