@@ -336,14 +336,14 @@ func compileFunction(appID string, opts FunctionOpts, trigger Triggerable, invok
 		}
 		f.cancel = append(f.cancel, r)
 	}
-	if (trigger == nil || len(trigger.triggers()) == 0) && !invokeOnly {
-		return nil, fmt.Errorf("function %q: at least one trigger is required", opts.ID)
+	if trigger == nil || len(trigger.triggers()) == 0 {
+		if !invokeOnly {
+			return nil, fmt.Errorf("function %q: at least one trigger is required", opts.ID)
+		}
+		return f, nil
 	}
 	if n := len(trigger.triggers()); n > MaxTriggers {
 		return nil, fmt.Errorf("function %q: %d triggers, at most %d are allowed", opts.ID, n, MaxTriggers)
-	}
-	if trigger == nil {
-		return f, nil
 	}
 	f.trigs = trigger.triggers()
 	for i, t := range trigger.triggers() {

@@ -38,44 +38,39 @@ type SyncOutcome = api.SyncResult
 // routes events to them and the SDK worker runs them by calling the app. A sync that changes
 // nothing publishes nothing. Errors wrapping ErrInvalidSync say what to fix in the app.
 func (a *App) RegisterSDKApp(ctx context.Context, body []byte) (*SyncOutcome, error) {
-	out, err := a.registerSDKApp(ctx, body)
-	return &out, err
-}
-
-func (a *App) registerSDKApp(ctx context.Context, body []byte) (SyncOutcome, error) {
 	r, err := sdkhttp.ParseRegister(body)
 	if err != nil {
-		return SyncOutcome{}, err
+		return nil, err
 	}
 	if err := sdkhttp.CheckSDK(r.SDK); err != nil {
-		return SyncOutcome{}, err
+		return nil, err
 	}
 	appID := r.App()
 	if appID == a.opts.AppID {
-		return SyncOutcome{}, fmt.Errorf("%w: app id %q is this Tempest process's own: give the SDK app another id", ErrInvalidSync, appID)
+		return nil, fmt.Errorf("%w: app id %q is this Tempest process's own: give the SDK app another id", ErrInvalidSync, appID)
 	}
 	app := registry.App{ID: appID, TaskQueue: a.SDKTaskQueue(), URL: r.URL, SDK: r.SDK, SyncedAt: time.Now().UTC()}
 	var compiled []*function
 	for _, sf := range r.Functions {
 		c, err := sf.Config()
 		if err != nil {
-			return SyncOutcome{}, err
+			return nil, err
 		}
 		if slices.ContainsFunc(app.Functions, func(o registry.Function) bool { return o.ID == c.ID }) {
-			return SyncOutcome{}, fmt.Errorf("%w: function %q is listed twice", ErrInvalidSync, c.ID)
+			return nil, fmt.Errorf("%w: function %q is listed twice", ErrInvalidSync, c.ID)
 		}
 		if !strings.HasPrefix(c.ID, appID+"-") {
-			return SyncOutcome{}, fmt.Errorf("%w: function %q does not start with the app id %q", ErrInvalidSync, c.ID, appID+"-")
+			return nil, fmt.Errorf("%w: function %q does not start with the app id %q", ErrInvalidSync, c.ID, appID+"-")
 		}
 		f, err := functionFromConfig(appID, app.TaskQueue, c)
 		if err != nil {
-			return SyncOutcome{}, fmt.Errorf("%w: %v", ErrInvalidSync, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalidSync, err)
 		}
 		compiled = append(compiled, f)
 		app.Functions = append(app.Functions, c)
 	}
 	slices.SortFunc(app.Functions, func(x, y registry.Function) int { return strings.Compare(x.ID, y.ID) })
-	out := SyncOutcome{AppID: appID, Functions: len(app.Functions)}
+	out := &SyncOutcome{AppID: appID, Functions: len(app.Functions)}
 	prev, _, err := a.registered(ctx, appID)
 	switch {
 	case errors.Is(err, api.ErrAppNotFound):
@@ -124,20 +119,15 @@ const syncTimeout = 30 * time.Second
 // which are registered here; one that syncs out of band has registered them with
 // POST /fn/register before it answers.
 func (a *App) SyncSDKApp(ctx context.Context, url string) (*SyncOutcome, error) {
-	out, err := a.syncSDKApp(ctx, url)
-	return &out, err
-}
-
-func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 	if _, err := sdkhttp.CheckURL(url); err != nil {
-		return SyncOutcome{}, err
+		return nil, err
 	}
 	body, _ := json.Marshal(map[string]string{"url": url})
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
-		return SyncOutcome{}, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	kind := "cloud"
@@ -151,27 +141,29 @@ func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 	}
 	resp, err := a.sdkClient.Do(req)
 	if err != nil {
-		return SyncOutcome{}, fmt.Errorf("%w: the app at %s did not answer the sync: %v", ErrAppUnreachable, url, err)
+		return nil, fmt.Errorf("%w: the app at %s did not answer the sync: %v", ErrAppUnreachable, url, err)
 	}
 	defer resp.Body.Close()
 	ans, err := sdkhttp.ReadAnswer(resp, time.Now())
 	if err != nil {
-		return SyncOutcome{}, fmt.Errorf("%w: %s: %v", ErrAppUnreachable, url, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrAppUnreachable, url, err)
 	}
 	if ans.Status == http.StatusUnauthorized {
-		return SyncOutcome{}, fmt.Errorf("%w: the app at %s refused the sync (401): its INNGEST_SIGNING_KEY differs from Tempest's", ErrInvalidSync, url)
+		return nil, fmt.Errorf("%w: the app at %s refused the sync (401): its INNGEST_SIGNING_KEY differs from Tempest's", ErrInvalidSync, url)
 	}
 	if !ans.SDK {
-		return SyncOutcome{}, fmt.Errorf("%w: %s answered HTTP %d without an Inngest SDK's headers: is it the app's serve URL?", ErrInvalidSync, url, ans.Status)
+		return nil, fmt.Errorf("%w: %s answered HTTP %d without an Inngest SDK's headers: is it the app's serve URL?", ErrInvalidSync, url, ans.Status)
 	}
 	if resp.Header.Get("x-inngest-sync-kind") == "in_band" && ans.Status == 200 {
 		if key := a.callKey(); key != "" {
 			if err := sdkhttp.Verify(resp.Header.Get("X-Inngest-Signature"), ans.Body, key, time.Now()); err != nil {
-				return SyncOutcome{}, fmt.Errorf("%w: the app's in-band answer: %v", ErrInvalidSync, err)
+				return nil, fmt.Errorf("%w: the app's in-band answer: %v", ErrInvalidSync, err)
 			}
 		}
-		out, err := a.registerSDKApp(ctx, ans.Body)
-		out.Kind = "in_band"
+		out, err := a.RegisterSDKApp(ctx, ans.Body)
+		if out != nil {
+			out.Kind = "in_band"
+		}
 		return out, err
 	}
 	var msg struct {
@@ -180,10 +172,10 @@ func (a *App) syncSDKApp(ctx context.Context, url string) (SyncOutcome, error) {
 	}
 	_ = json.Unmarshal(ans.Body, &msg)
 	if ans.Status/100 != 2 {
-		return SyncOutcome{}, fmt.Errorf("%w: the app at %s could not sync (HTTP %d): %s", ErrInvalidSync, url, ans.Status, msg.Message)
+		return nil, fmt.Errorf("%w: the app at %s could not sync (HTTP %d): %s", ErrInvalidSync, url, ans.Status, msg.Message)
 	}
 	// Out of band: the app registered through /fn/register before answering.
-	out := SyncOutcome{Modified: msg.Modified, Kind: "out_of_band"}
+	out := &SyncOutcome{Modified: msg.Modified, Kind: "out_of_band"}
 	for _, app := range a.sdkApps(ctx) {
 		if app.URL == url {
 			out.AppID, out.Functions = app.ID, len(app.Functions)

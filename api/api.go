@@ -76,7 +76,7 @@ func New(b Backend, cfg Config) http.Handler {
 	} else {
 		r.Use(requestLog(cfg.Logger))
 	}
-	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys)}
+	h := &handlers{b: b, cfg: cfg, inFlight: &budget{max: cfg.MaxBytesInFlight}, keys: hashKeys(cfg.EventKeys), kind: kind}
 	r.GET("/health", func(c *gin.Context) { c.JSON(200, gin.H{"status": 200, "message": "OK"}) })
 	r.GET("/ready", h.ready)
 	if cfg.Metrics != nil {
@@ -124,6 +124,7 @@ type handlers struct {
 	cfg      Config
 	inFlight *budget
 	keys     [][32]byte // hashes of the event keys
+	kind     string     // "dev" or "cloud", as X-Inngest-Server-Kind
 }
 
 type eventResponse struct {

@@ -55,18 +55,14 @@ func (h *handlers) checkpoint(c *gin.Context) {
 // register is POST /fn/register: an SDK app's out-of-band sync. The SDK reports the body's
 // status and error to whoever asked it to sync, so both are in the body.
 func (h *handlers) register(c *gin.Context) {
-	kind := "cloud"
-	if h.cfg.Dev {
-		kind = "dev"
-	}
-	if want := c.GetHeader("X-Inngest-Expected-Server-Kind"); want != "" && want != kind {
-		c.JSON(400, gin.H{"status": 400, "error": "the app expects an Inngest " + want + " server, this Tempest server is " + kind +
-			": set INNGEST_DEV to match (dev: INNGEST_DEV=<tempest URL>; cloud: INNGEST_BASE_URL and INNGEST_SIGNING_KEY, no INNGEST_DEV)"})
+	if want := c.GetHeader("X-Inngest-Expected-Server-Kind"); want != "" && want != h.kind {
+		publicErr(c, 400, "the app expects an Inngest "+want+" server, this Tempest server is "+h.kind+
+			": set INNGEST_DEV to match (dev: INNGEST_DEV=<tempest URL>; cloud: INNGEST_BASE_URL and INNGEST_SIGNING_KEY, no INNGEST_DEV)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, sdkhttp.MaxRegisterSize))
 	if err != nil {
-		c.JSON(413, gin.H{"status": 413, "error": "the sync is over 4 MiB"})
+		publicErr(c, 413, "the sync is over 4 MiB")
 		return
 	}
 	res, err := h.b.RegisterSDKApp(c.Request.Context(), body)
@@ -99,17 +95,18 @@ func (h *handlers) syncApp(c *gin.Context) {
 	ok200(c, res)
 }
 
+// syncFailed answers a failed sync in the REST error shape, whose status and error the SDK
+// reports to whoever asked it to sync.
 func (h *handlers) syncFailed(c *gin.Context, err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, sdkhttp.ErrInvalid):
-		c.AbortWithStatusJSON(400, gin.H{"status": 400, "error": err.Error()})
+		publicErr(c, 400, err.Error())
 	case errors.Is(err, ErrAppUnreachable):
-		c.AbortWithStatusJSON(502, gin.H{"status": 502, "error": err.Error()})
+		publicErr(c, 502, err.Error())
 	default:
-		h.cfg.Logger.Error("sync failed", "path", c.Request.URL.Path, "error", err)
-		c.AbortWithStatusJSON(500, gin.H{"status": 500, "error": internalMsg})
+		return h.fail(c, err, "App not found")
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,9 +163,13 @@ func (r *sdkRun) handle(ctx context.Context, out activities.CallOutcome) error {
 		return complete
 	}
 	// Waits first: a wait must be registered before sibling work can send its event.
-	slices.SortStableFunc(async, func(a, b sdkhttp.Op) int {
-		return boolInt(b.Op == sdkhttp.OpWaitForEvent) - boolInt(a.Op == sdkhttp.OpWaitForEvent)
-	})
+	waitsFirst := func(o sdkhttp.Op) int {
+		if o.Op == sdkhttp.OpWaitForEvent {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(async, func(a, b sdkhttp.Op) int { return cmp.Compare(waitsFirst(a), waitsFirst(b)) })
 	switch len(async) {
 	case 0:
 		return nil
@@ -186,13 +191,6 @@ func (r *sdkRun) handle(ctx context.Context, out activities.CallOutcome) error {
 		}
 	}
 	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // store memoizes a step's result for the next calls.
@@ -243,7 +241,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 		}
 		r.store(op, json.RawMessage("null"))
 	case sdkhttp.OpWaitForEvent:
-		event := cmpOr(o.Event, op.Name)
+		event := cmp.Or(o.Event, op.Name)
 		var got json.RawMessage
 		if o.Timeout != "" {
 			timeout, err := sdkhttp.ParseDuration(o.Timeout)
@@ -287,7 +285,7 @@ func (r *sdkRun) do(ctx context.Context, op sdkhttp.Op) error {
 // sleepFor reads a Sleep op: a duration ("1h30m") or, for strings of 10 characters or
 // more that parse as one, a date to sleep until.
 func (r *sdkRun) sleepFor(ctx context.Context, op sdkhttp.Op, o opOpts) (time.Duration, error) {
-	s := cmpOr(o.Duration, op.Name)
+	s := cmp.Or(o.Duration, op.Name)
 	if len(s) >= 10 {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			now, err := Now(ctx)
@@ -302,11 +300,4 @@ func (r *sdkRun) sleepFor(ctx context.Context, op sdkhttp.Op, o opOpts) (time.Du
 		return 0, &NonRetriableError{Err: fmt.Errorf("step %q: sleep: %v", op.Label(), err)}
 	}
 	return max(d, time.Millisecond), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
