@@ -196,7 +196,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	slots := flowcontrol.NewSlotWaker(a.redis)
 	a.owned = append(a.owned, slots.Close)
 	a.acts = &activities.Activities{Redis: a.redis, Waits: a.waits, Slots: slots, Metrics: a.metrics, Send: a.sendEvents, Resolve: a.resolve, CallApp: a.callApp}
-	a.sdkClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	// Calls to an SDK app keep their connections: net/http's default of 2 idle per host
+	// closed all but two after each burst, and every call then paid a new connection.
+	sdkTransport := http.DefaultTransport.(*http.Transport).Clone()
+	sdkTransport.MaxIdleConnsPerHost = 256
+	a.sdkClient = &http.Client{Transport: sdkTransport}
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("redis is unreachable (REDIS_URL=%s): %w", opts.RedisURL, err)

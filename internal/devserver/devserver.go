@@ -151,7 +151,6 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(o.IP, strconv.Itoa(svc.RPC.GRPCPort)))
 	}
 	dyn := dynamicconfig.StaticClient{
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 1000,
 		dynamicconfig.FrontendMaxNamespaceRPSPerInstance.Key():           100000,
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
@@ -164,7 +163,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		dyn[dynamicconfig.TransferProcessorMaxPollRPS.Key()] = o.QueuePollRPS
 		dyn[dynamicconfig.TimerProcessorMaxPollRPS.Key()] = o.QueuePollRPS
 	}
-	srv, err := temporal.NewServer(
+	var custom []temporal.ServerOption
+	if conf.Persistence.VisibilityStore == visibilityStoreName {
+		custom = append(custom, temporal.WithCustomVisibilityStoreFactory(visibilityFactory{main: conf.Persistence.DataStores["sqlite"].SQL}))
+	}
+	srv, err := temporal.NewServer(append(custom,
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
@@ -172,7 +175,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dyn),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: %w", err)
 	}

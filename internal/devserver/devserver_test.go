@@ -85,8 +85,8 @@ func journalMode(t *testing.T, path string) string {
 	return mode
 }
 
-// The SQLite database runs in WAL mode, on disk and in memory; an in-memory server leaves
-// no file behind.
+// The SQLite databases run in WAL mode, on disk and in memory, visibility's without the
+// unused indexes; an in-memory server leaves no file behind.
 func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -94,23 +94,14 @@ func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := journalMode(t, filepath.Join(dir, "temporal.db"))
-	var indexes int
-	db, err := sql.Open("sqlite", filepath.Join(dir, "temporal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND name LIKE 'by_%'`).Scan(&indexes)
-	db.Close()
+	modes := []string{journalMode(t, filepath.Join(dir, "temporal.db")), journalMode(t, filepath.Join(dir, "visibility.db"))}
+	indexes := visibilityIndexes(t, filepath.Join(dir, "visibility.db"))
 	s.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if want := 57 - len(unusedVisibilityIndexes); indexes != want {
 		t.Fatalf("%d visibility indexes, want %d", indexes, want)
 	}
-	if got != "wal" {
-		t.Fatalf("data dir database: journal mode %q, want wal", got)
+	if modes[0] != "wal" || modes[1] != "wal" {
+		t.Fatalf("data dir databases: journal modes %q, want wal", modes)
 	}
 
 	s, err = Start(ctx, Options{InMemory: true, Port: -1})
@@ -118,12 +109,87 @@ func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ram := s.opts.ramDir
-	got = journalMode(t, filepath.Join(ram, "temporal.db"))
+	got := journalMode(t, filepath.Join(ram, "temporal.db"))
 	s.Stop()
 	if got != "wal" {
 		t.Fatalf("in-memory database: journal mode %q, want wal", got)
 	}
 	if _, err := os.Stat(ram); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("in-memory database dir %s after Stop: %v, want it removed", ram, err)
+	}
+}
+
+func visibilityIndexes(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND name LIKE 'by_%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A data dir made before visibility had a file of its own keeps it in temporal.db, and
+// its runs are listed there; a new one lists them from visibility.db.
+func TestSQLiteVisibilityLayouts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	run := func(wantFile string) {
+		t.Helper()
+		s, err := Start(ctx, Options{DataDir: dir, Port: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Stop()
+		c, err := client.Dial(client.Options{HostPort: s.Address(), Logger: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		id := "layout-" + filepath.Base(wantFile)
+		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "nobody"}, "Nothing"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.TerminateWorkflow(ctx, id, "", "done"); err != nil {
+			t.Fatal(err)
+		}
+		// Visibility is written after the run closes: wait for its closed row.
+		for {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + id + "' AND ExecutionStatus = 'Terminated'"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.GetExecutions()) == 1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		db, err := sql.Open("sqlite", wantFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM executions_visibility WHERE workflow_id = ?`, id).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s: %d rows of %s (%v), want 1", wantFile, n, id, err)
+		}
+	}
+	run(filepath.Join(dir, "visibility.db"))
+	for _, f := range []string{"visibility.db", "visibility.db-wal", "visibility.db-shm"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	run(filepath.Join(dir, "temporal.db"))
+	if _, err := os.Stat(filepath.Join(dir, "visibility.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an older data dir got a visibility.db: %v", err)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -76,5 +79,28 @@ func (s *Server) addSearchAttributes(ctx context.Context, c client.Client) error
 	}); err != nil {
 		return fmt.Errorf("devserver: add search attributes %v: %w", missing, err)
 	}
-	return nil
+	return s.awaitSearchAttributes(ctx, c, missing)
+}
+
+// awaitSearchAttributes returns once the frontend accepts a query on every attribute in
+// names. The frontend maps an attribute's name to its column from its namespace cache,
+// which reloads every few seconds (system.namespaceCacheRefreshInterval): until then a
+// run started with a new attribute would be refused.
+func (s *Server) awaitSearchAttributes(ctx context.Context, c client.Client, names map[string]enumspb.IndexedValueType) error {
+	var terms []string
+	for name := range names {
+		terms = append(terms, name+" IS NULL")
+	}
+	query := strings.Join(terms, " AND ")
+	for {
+		_, err := c.WorkflowService().CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: s.opts.Namespace, Query: query})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devserver: search attributes %v not usable yet: %w", slices.Sorted(maps.Keys(names)), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -16,66 +17,95 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
-// sqlitePersistence is one SQLite database (file or in memory) for both stores, with the
-// namespace and its search attributes written into it before the server starts.
+// sqlitePersistence is SQLite (a file, or a file on tmpfs) for Temporal's stores, with the
+// namespace and its search attributes written into it before the server starts. A new
+// database keeps visibility in a file of its own (visibility.db), written through
+// prepared statements (visibilityFactory; devserver.Start hands it over): on one file, a
+// second connection's writes break Temporal's transactions (SQLITE_BUSY on their upgrade
+// to a write). A data dir made before keeps visibility in temporal.db, written by
+// Temporal's plugin.
 func (o Options) sqlitePersistence(ctx context.Context, logger log.Logger) (config.Persistence, error) {
-	sql, shards, err := o.sqliteConfig(ctx, logger)
+	sql, vis, shards, err := o.sqliteConfig(ctx, logger)
 	if err != nil {
 		return config.Persistence{}, err
 	}
+	if vis == nil {
+		return config.Persistence{
+			DefaultStore: "sqlite", VisibilityStore: "sqlite", NumHistoryShards: shards,
+			DataStores: map[string]config.DataStore{"sqlite": {SQL: sql}},
+		}, nil
+	}
 	return config.Persistence{
-		DefaultStore: "sqlite", VisibilityStore: "sqlite", NumHistoryShards: shards,
-		DataStores: map[string]config.DataStore{"sqlite": {SQL: sql}},
+		DefaultStore: "sqlite", VisibilityStore: visibilityStoreName, NumHistoryShards: shards,
+		DataStores: map[string]config.DataStore{
+			"sqlite": {SQL: sql},
+			// visibilityFactory opens IndexName with the main database's settings.
+			visibilityStoreName: {CustomDataStoreConfig: &config.CustomDatastoreConfig{Name: visibilityStoreName, IndexName: vis.DatabaseName}},
+		},
 	}, nil
 }
 
-func (o Options) sqliteConfig(ctx context.Context, logger log.Logger) (*config.SQL, int32, error) {
-	var stored int32
-	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+// sqliteConfig is the main database's config and, unless a data dir made before keeps
+// visibility in it, visibility's.
+func (o Options) sqliteConfig(ctx context.Context, logger log.Logger) (main, vis *config.SQL, stored int32, err error) {
+	dir, attrs := o.DataDir, map[string]string{}
+	fresh := true
 	if o.InMemory {
 		// Not SQLite's memory mode: its rollback journal lives in memory too and costs an
 		// allocation per page written (a fifth of the CPU under load here, half the
 		// throughput). A WAL file on tmpfs is memory as well, without that cost; Stop
 		// removes it, and synchronous=OFF because nothing here outlives the process.
-		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "WAL", "synchronous": "OFF"}
-		conf.DatabaseName = filepath.Join(o.ramDir, "temporal.db")
-		if err := sqliteschema.SetupSchema(conf); err != nil {
-			return nil, 0, fmt.Errorf("devserver: schema: %w", err)
-		}
+		dir, attrs["synchronous"] = o.ramDir, "OFF"
 	} else {
 		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
-			return nil, 0, fmt.Errorf("devserver: data dir: %w", err)
+			return nil, nil, 0, fmt.Errorf("devserver: data dir: %w", err)
 		}
-		// The keys are SQLite's pragma names: the plugin passes unknown keys on as
-		// pragmas, and SQLite ignores a pragma it does not know (an earlier
-		// "_journal_mode" left the file in rollback-journal mode with a sync per commit).
-		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "WAL", "synchronous": "NORMAL"}
-		conf.DatabaseName = filepath.Join(o.DataDir, "temporal.db")
-		_, err := os.Stat(conf.DatabaseName)
-		if errors.Is(err, os.ErrNotExist) {
-			if err := sqliteschema.SetupSchema(conf); err != nil {
-				return nil, 0, fmt.Errorf("devserver: schema: %w", err)
+		attrs["synchronous"] = "NORMAL"
+		_, err := os.Stat(filepath.Join(dir, "temporal.db"))
+		fresh = errors.Is(err, os.ErrNotExist)
+	}
+	// The keys are SQLite's pragma names: the plugin passes unknown keys on as pragmas,
+	// and SQLite ignores a pragma it does not know (an earlier "_journal_mode" left the
+	// file in rollback-journal mode with a sync per commit). busy_timeout: visibility's
+	// file has two connections, Temporal's (reads, deletes) and visibilityFactory's.
+	attrs["mode"], attrs["journal_mode"], attrs["busy_timeout"] = "rwc", "WAL", "10000"
+	db := func(name string) *config.SQL {
+		return &config.SQL{PluginName: sqliteplugin.PluginName, DatabaseName: filepath.Join(dir, name), ConnectAttributes: maps.Clone(attrs)}
+	}
+	main = db("temporal.db")
+	if fresh {
+		if err := sqliteschema.SetupSchema(main); err != nil {
+			return nil, nil, 0, fmt.Errorf("devserver: schema: %w", err)
+		}
+	} else if stored, err = storedShardCount(ctx, main, logger); err != nil {
+		return nil, nil, 0, err
+	}
+	visFile := main.DatabaseName
+	if _, err := os.Stat(filepath.Join(dir, "visibility.db")); fresh || err == nil {
+		vis = db("visibility.db")
+		visFile = vis.DatabaseName
+		if err != nil {
+			if err := sqliteschema.SetupSchema(vis); err != nil {
+				return nil, nil, 0, fmt.Errorf("devserver: visibility schema: %w", err)
 			}
-		} else if stored, err = storedShardCount(ctx, conf, logger); err != nil {
-			return nil, 0, err
 		}
 	}
-	if err := slimVisibility(ctx, conf.DatabaseName); err != nil {
-		return nil, 0, err
+	if err := slimVisibility(ctx, visFile); err != nil {
+		return nil, nil, 0, err
 	}
-	shards, err := resolveShards(stored, int32(o.HistoryShards), 1, "SQLite database "+conf.DatabaseName)
+	shards, err := resolveShards(stored, int32(o.HistoryShards), 1, "SQLite database "+main.DatabaseName)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, o.SearchAttributes)
 	if err != nil {
-		return nil, 0, fmt.Errorf("devserver: namespace: %w", err)
+		return nil, nil, 0, fmt.Errorf("devserver: namespace: %w", err)
 	}
 	ns.Detail.Config.Retention = durationpb.New(o.Retention)
-	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
-		return nil, 0, fmt.Errorf("devserver: namespace: %w", err)
+	if err := sqliteschema.CreateNamespaces(main, ns); err != nil {
+		return nil, nil, 0, fmt.Errorf("devserver: namespace: %w", err)
 	}
-	return conf, shards, nil
+	return main, vis, shards, nil
 }
 
 // ramDir is where an in-memory database's file goes: /dev/shm (tmpfs) when there is one,

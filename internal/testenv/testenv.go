@@ -47,6 +47,7 @@ func start() {
 	for range 3 {
 		server, err = devserver.Start(context.Background(), devserver.Options{
 			InMemory: true, Port: -1, SearchAttributes: adapter.SearchAttributes(),
+			QueuePollRPS: 1000, // as tempest dev
 		})
 		if err == nil || !strings.Contains(err.Error(), "address already in use") {
 			break
