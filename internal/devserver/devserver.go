@@ -122,7 +122,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	probe.Close()
 	if o.InMemory {
-		if o.ramDir, err = os.MkdirTemp(ramRoot(), "tempest-temporal-"); err != nil {
+		removeStaleRAMDirs(ramRoot())
+		if o.ramDir, err = os.MkdirTemp(ramRoot(), fmt.Sprintf("tempest-temporal-%d-", os.Getpid())); err != nil {
 			return nil, fmt.Errorf("devserver: in-memory database: %w", err)
 		}
 	}

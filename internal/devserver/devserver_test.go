@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,5 +193,36 @@ func TestSQLiteVisibilityLayouts(t *testing.T) {
 	run(filepath.Join(dir, "temporal.db"))
 	if _, err := os.Stat(filepath.Join(dir, "visibility.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("an older data dir got a visibility.db: %v", err)
+	}
+}
+
+// An in-memory server removes the in-memory databases of processes that are gone (killed,
+// or a test binary that never stopped its server), and leaves a live process's alone.
+func TestInMemoryRemovesStaleDatabases(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Skipf("no `true` to make a pid that is gone: %v", err)
+	}
+	stale := filepath.Join(ramRoot(), fmt.Sprintf("tempest-temporal-%d-stale", gone.Process.Pid))
+	live := filepath.Join(ramRoot(), fmt.Sprintf("tempest-temporal-%d-live", os.Getppid()))
+	for _, dir := range []string{stale, live} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "temporal.db"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.RemoveAll(stale); os.RemoveAll(live) })
+	s, err := Start(context.Background(), Options{InMemory: true, Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s of a process that is gone: %v, want it removed", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("%s of a live process: %v, want it kept", live, err)
 	}
 }

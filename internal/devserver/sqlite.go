@@ -8,6 +8,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/log"
@@ -115,6 +118,24 @@ func ramRoot() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
+}
+
+// removeStaleRAMDirs removes the in-memory databases in root of processes that are gone:
+// Stop removes its own, but a process that is killed, or a test binary that never stops
+// its server, leaves its files in memory (tmpfs) until the machine restarts.
+func removeStaleRAMDirs(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "tempest-temporal-*-*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(dir), "tempest-temporal-"), "-", 2)[0])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		// On Unix FindProcess always succeeds, and signal 0 to a pid that is gone says
+		// so; elsewhere the error is another one and the directory stays.
+		if p, err := os.FindProcess(pid); err == nil && errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // unusedVisibilityIndexes are the indexes of Temporal's SQLite visibility schema on columns
