@@ -198,8 +198,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.acts = &activities.Activities{Redis: a.redis, Waits: a.waits, Slots: slots, Metrics: a.metrics, Send: a.sendEvents, Resolve: a.resolve, CallApp: a.callApp}
 	// Calls to an SDK app keep their connections: net/http's default of 2 idle per host
 	// closed all but two after each burst, and every call then paid a new connection.
+	// They are closed after 4 s idle, before node's server closes them (its
+	// keepAliveTimeout is 5 s); a call that still meets a closed one is sent again
+	// (sdkhttp.NewCall).
 	sdkTransport := http.DefaultTransport.(*http.Transport).Clone()
-	sdkTransport.MaxIdleConnsPerHost = 256
+	sdkTransport.MaxIdleConnsPerHost, sdkTransport.IdleConnTimeout = 256, 4*time.Second
 	a.sdkClient = &http.Client{Transport: sdkTransport}
 	if err := a.redis.Ping(dialCtx).Err(); err != nil {
 		a.Close()

@@ -83,6 +83,10 @@ func NewCall(ctx context.Context, fnURL, fnID, stepID string, req Request, signi
 		return nil, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	// Marks the call as safe to send again (net/http does, on a new connection, when a
+	// kept-alive one turns out closed by the app's server): a call is delivered at least
+	// once in any case, and its retry would send the same. A nil value is not sent.
+	hr.Header["Idempotency-Key"] = nil
 	hr.Header.Set("X-Run-ID", req.Ctx.RunID)
 	hr.Header.Set("X-Inngest-Step-ID", stepID)
 	hr.Header.Set("x-inngest-req-version", strconv.Itoa(req.Version))

@@ -1,8 +1,12 @@
 package sdkhttp
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -215,4 +219,54 @@ func FuzzReadAnswer(f *testing.F) {
 		}
 		_ = ParseError(a.Body)
 	})
+}
+
+// An app's server closes a keep-alive connection when it has been idle a while (node's
+// default is 5 s); a call written onto it just then meets a reset. The call is sent again
+// on a new connection, as a retry of the call would be: the app had not read it.
+func TestCallSurvivesAClosedKeepAliveConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for conn := 0; ; conn++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(first bool) {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if first && n == 1 {
+						// The second request on the first connection: gone without an
+						// answer, with a reset (linger 0), as a server closing idle does.
+						_ = c.(*net.TCPConn).SetLinger(0)
+						return
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+				}
+			}(conn == 0)
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	for i := range 2 {
+		hr, err := NewCall(context.Background(), "http://"+ln.Addr().String()+"/api/inngest", "fn", "step", Request{}, "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(hr)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
