@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,20 +73,23 @@ func TestSQLiteShardCountIsChecked(t *testing.T) {
 	}
 }
 
-// journalMode reads the journal mode stored in a SQLite file (WAL is persistent).
-func journalMode(t *testing.T, path string) string {
+// queryOne is the one value query returns from the SQLite file at path.
+func queryOne(t *testing.T, path, query string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var mode string
-	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+	var v string
+	if err := db.QueryRow(query).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	return mode
+	return v
 }
+
+// journalMode reads the journal mode stored in a SQLite file (WAL is persistent).
+func journalMode(t *testing.T, path string) string { return queryOne(t, path, "PRAGMA journal_mode") }
 
 // The SQLite databases run in WAL mode, on disk and in memory, visibility's without the
 // unused indexes; an in-memory server leaves no file behind.
@@ -99,8 +103,8 @@ func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 	modes := []string{journalMode(t, filepath.Join(dir, "temporal.db")), journalMode(t, filepath.Join(dir, "visibility.db"))}
 	indexes := visibilityIndexes(t, filepath.Join(dir, "visibility.db"))
 	s.Stop()
-	if want := 57 - len(unusedVisibilityIndexes); indexes != want {
-		t.Fatalf("%d visibility indexes, want %d", indexes, want)
+	if want := strconv.Itoa(57 - len(unusedVisibilityIndexes)); indexes != want {
+		t.Fatalf("%s visibility indexes, want %s", indexes, want)
 	}
 	if modes[0] != "wal" || modes[1] != "wal" {
 		t.Fatalf("data dir databases: journal modes %q, want wal", modes)
@@ -121,18 +125,8 @@ func TestSQLiteIsWALAndInMemoryLeavesNothing(t *testing.T) {
 	}
 }
 
-func visibilityIndexes(t *testing.T, path string) int {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND name LIKE 'by_%'`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+func visibilityIndexes(t *testing.T, path string) string {
+	return queryOne(t, path, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND name LIKE 'by_%'`)
 }
 
 // A data dir made before visibility had a file of its own keeps it in temporal.db, and
