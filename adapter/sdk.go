@@ -474,12 +474,14 @@ func RegisterSDKWorkflow(r DynamicRegistry) {
 }
 
 // startSDKWorker runs the worker of SDK functions' runs: one dynamic workflow (the workflow
-// type is the function's fully qualified id) whose steps call the apps.
+// type is the function's fully qualified id) whose steps call the apps, and Tempest's own
+// workflows that run on a function's task queue (a named type is never the dynamic one's).
 func (a *App) startSDKWorker() (worker.Worker, error) {
 	w := worker.New(a.temporal, a.SDKTaskQueue(), a.opts.Worker)
 	w.RegisterDynamicWorkflow(sdkWorkflow(a.acts), workflow.DynamicRegisterOptions{})
 	w.RegisterWorkflowWithOptions(skippedRecordWorkflow, workflow.RegisterOptions{Name: skippedWorkflow})
 	w.RegisterWorkflowWithOptions(a.cronTickWorkflow, workflow.RegisterOptions{Name: cronWorkflow})
+	w.RegisterWorkflowWithOptions(a.replayWorkflow, workflow.RegisterOptions{Name: replayWorkflowType})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start the SDK worker: %w", err)
 	}

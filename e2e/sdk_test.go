@@ -25,6 +25,7 @@ import (
 
 	"github.com/tempestrun/tempest/adapter"
 	"github.com/tempestrun/tempest/adapter/step"
+	"github.com/tempestrun/tempest/api"
 	"github.com/tempestrun/tempest/flowcontrol"
 	"github.com/tempestrun/tempest/internal/devserver"
 	"github.com/tempestrun/tempest/internal/testenv"
@@ -839,4 +840,56 @@ func TestJSAppTemporalOutage(t *testing.T) {
 	wantRun(t, s.runs(t, ev, 1)[0], "Completed", `"survived"`)
 	t.Logf("calls to the app: %d", j.state(t).Counts["calls:shop-outage"])
 	wantCounts(t, j.state(t), map[string]int{"outage.one": 1, "outage.two": 1, "outage.three": 1})
+}
+
+// TestJSAppReplay replays an SDK function's runs in bulk (POST /v1/replays), as Go
+// functions' are: each replayed run calls the app again, from its first step, and is
+// listed as a rerun of the one it replays.
+func TestJSAppReplay(t *testing.T) {
+	s := startTempest(t, nil)
+	j := startJS(t, 0, "INNGEST_DEV="+s.base)
+	s.sync(t, j)
+	from := time.Now().UTC().Add(-time.Second)
+	originals := map[string]bool{}
+	for i := range 3 {
+		r := s.one(t, "shop/hello", map[string]any{"name": fmt.Sprint("n", i)})
+		wantRun(t, r, "Completed", fmt.Sprintf(`{"message":"Hello n%d"}`, i))
+		originals[r.RunID] = true
+	}
+	until := time.Now().UTC()
+	var res struct {
+		Data api.Replay `json:"data"`
+	}
+	body := map[string]any{"app_id": "shop", "function_id": "hello", "from": from, "until": until, "statuses": []string{"COMPLETED"}}
+	if code := doJSON(t, "POST", s.base+"/v1/replays", s.key, body, &res); code != 200 || res.Data.ID == "" {
+		t.Fatalf("POST /v1/replays: HTTP %d %+v", code, res)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for rp := res.Data; rp.Status == api.ReplayRunning || rp.Runs.Completed < 3; rp = res.Data {
+		if time.Now().After(deadline) {
+			t.Fatalf("replay did not complete its runs: %+v", rp)
+		}
+		time.Sleep(100 * time.Millisecond)
+		doJSON(t, "GET", s.base+"/v1/replays/"+rp.ID, s.key, nil, &res)
+	}
+	if rp := res.Data; rp.Status != api.ReplayCompleted || *rp.Matched != 3 || rp.Started != 3 || rp.Runs.Failed != 0 {
+		t.Fatalf("replay: %+v", rp)
+	}
+	wantCounts(t, j.state(t), map[string]int{"hello.greet": 6, "calls:shop-hello": 6})
+	var runs struct {
+		Data []api.RunV2 `json:"data"`
+	}
+	doJSON(t, "GET", s.base+"/v2/apps/shop/functions/hello/runs?status=COMPLETED&limit=10", s.key, nil, &runs)
+	reruns := 0
+	for _, r := range runs.Data {
+		if r.RerunOf != "" {
+			if !originals[r.RerunOf] {
+				t.Errorf("run %s replays %s, not one of the originals %v", r.ID, r.RerunOf, originals)
+			}
+			reruns++
+		}
+	}
+	if len(runs.Data) != 6 || reruns != 3 {
+		t.Fatalf("%d runs, %d of them reruns; want 6 and 3: %+v", len(runs.Data), reruns, runs.Data)
+	}
 }
