@@ -84,10 +84,11 @@ func (o Options) sqliteConfig(ctx context.Context, logger log.Logger) (main, vis
 		return nil, nil, 0, err
 	}
 	visFile := main.DatabaseName
-	if _, err := os.Stat(filepath.Join(dir, "visibility.db")); fresh || err == nil {
+	_, statErr := os.Stat(filepath.Join(dir, "visibility.db"))
+	if hasVis := statErr == nil; fresh || hasVis {
 		vis = db("visibility.db")
 		visFile = vis.DatabaseName
-		if err != nil {
+		if !hasVis {
 			if err := sqliteschema.SetupSchema(vis); err != nil {
 				return nil, nil, 0, fmt.Errorf("devserver: visibility schema: %w", err)
 			}
